@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from bot.events import EventBus
+    from bot.schemas import Answerer
     from ingest.embedder import Embedder
 
 
@@ -33,12 +35,15 @@ class AppContext:
     collection: Collection
     engine: Engine
     sessions: sessionmaker[Session]
+    events: EventBus
+    answerer: Answerer | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 def build_context(settings: Settings) -> AppContext:
     """Open every resource the service needs; fails fast on a misconfiguration."""
     from bot.db import make_engine, make_session_factory
+    from bot.events import EventBus
     from ingest.embedder import get_embedder
     from ingest.store import open_client, open_collection
 
@@ -55,6 +60,7 @@ def build_context(settings: Settings) -> AppContext:
         collection=collection,
         engine=engine,
         sessions=make_session_factory(engine),
+        events=EventBus(),
     )
 
 
