@@ -6,8 +6,9 @@ the lifespan and kept on ``app.state.ctx``; routes reach them through ``bot.deps
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ def build_context(settings: Settings) -> AppContext:
     from bot.migrate import upgrade_database
 
     upgrade_database(engine)
-    return AppContext(
+    ctx = AppContext(
         settings=settings,
         embedder=embedder,
         collection=collection,
@@ -62,6 +63,12 @@ def build_context(settings: Settings) -> AppContext:
         sessions=make_session_factory(engine),
         events=EventBus(),
     )
+    from bot.answer import build_answerer
+
+    answerer = build_answerer(settings, collection, embedder)
+    ctx.answerer = answerer
+    ctx.extras["retriever"] = answerer.retriever  # .invalidate() after publishing an article
+    return ctx
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,9 +79,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = build_context(settings)
         app.state.ctx = ctx
+        from bot.deflection import run_outcome_job
+        from bot.handoff import attach_event_bus
+
+        attach_event_bus(ctx.engine, ctx.events)  # queue notices -> agent consoles
+        outcome_job = asyncio.create_task(run_outcome_job(ctx), name="outcome-job")
         try:
             yield
         finally:
+            outcome_job.cancel()
+            with suppress(asyncio.CancelledError):
+                await outcome_job
             ctx.engine.dispose()
 
     app = FastAPI(
@@ -90,4 +105,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     # Routers register here, one per audience.
+    from bot.api.widget import router as widget_router
+
+    app.include_router(widget_router)
+    from bot.api.ask import router as ask_router
+
+    app.include_router(ask_router)
+    from bot.api.chat import router as chat_router
+
+    app.include_router(chat_router)
+    from bot.api.agents import router as agents_router
+    from bot.api.auth import router as auth_router
+
+    app.include_router(auth_router)
+    app.include_router(agents_router)
     return app

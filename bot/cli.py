@@ -32,15 +32,29 @@ def serve(
     import uvicorn
 
     from bot.app import create_app
+    from bot.chat import uvicorn_ws_options
 
     settings = get_settings()
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port if port is not None else settings.port,
-        ws_max_size=64 * 1024,
         log_level="info",
+        **uvicorn_ws_options(settings),  # frame cap (1009) and server pings
     )
 
 
 # Further commands register below, each from the module that owns it.
+
+from ingest.cli import ingest_command  # noqa: E402  (light: heavy imports are inside it)
+
+app.command("ingest")(ingest_command)
+
+from bot.users import cli as user_cli  # noqa: E402  (the module that owns `supportbot user`)
+
+app.add_typer(user_cli, name="user")
+
+from bot.answer_cli import ask_command, eval_command  # noqa: E402  (heavy imports inside)
+
+app.command("ask")(ask_command)
+app.command("eval")(eval_command)

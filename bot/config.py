@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,23 @@ class Settings(BaseSettings):
     )
     chunk_overlap_tokens: int = Field(32, ge=0, le=128)
 
+    # --- answering ---------------------------------------------------------------------------
+    answer_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Answer when the answerability score reaches this; escalate below it. "
+        "Choose it from `supportbot eval` on your own golden questions.",
+    )
+    retrieval_dense_k: int = Field(40, ge=1, le=500, description="Chunks taken from Chroma.")
+    retrieval_bm25_k: int = Field(40, ge=1, le=500, description="Chunks taken from BM25.")
+    retrieval_articles: int = Field(10, ge=1, le=50, description="Articles kept after fusion.")
+    retrieval_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    answer_max_sources: int = Field(3, ge=1, le=10, description="Articles cited at most.")
+    max_question_chars: int = Field(
+        2000, ge=10, le=20_000, description="Longer questions are refused with a 422."
+    )
+
     # --- server ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -79,6 +96,80 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr("dev-insecure-change-me"),
         description="Signs session cookies; set a long random value in production.",
+    )
+    session_cookie_name: str = Field("supportbot_session", description="Sign-in cookie name.")
+    session_max_age_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A page sign-in lasts this long."
+    )
+    session_cookie_secure: bool = Field(
+        False, description="Send the sign-in cookie over HTTPS only (set true behind TLS)."
+    )
+
+    # --- human handoff (bot/handoff.py, bot/triggers.py, bot/hours.py) ------------------------
+    business_hours: str = Field(
+        "Mon-Fri 09:00-17:00",
+        description="When people answer the queue: 'Mon-Fri 09:00-17:00; Sat 10:00-14:00', "
+        "or '24/7'. Out of hours the customer is told when someone will reply.",
+    )
+    business_timezone: str = Field(
+        "UTC", description="IANA time zone of business_hours, e.g. Europe/Berlin."
+    )
+    sensitive_topics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["refund_dispute", "legal", "account_security"],
+        description="Topics always handed to a person: refund_dispute, legal, account_security, "
+        "billing_error, data_privacy, or custom 'name=phrase|phrase'.",
+    )
+    reopen_resolved: Literal["bot", "agent"] = Field(
+        "bot",
+        description="A customer writing into a resolved conversation: 'bot' starts a new bot "
+        "turn; 'agent' hands it straight back to the agent who resolved it (no queue).",
+    )
+    deflection_window_hours: float = Field(
+        24.0, gt=0, description="No request for more help within this -> deflected_assumed."
+    )
+    outcome_job_interval_s: float = Field(
+        300.0, gt=0, description="How often the ledger job closes idle conversations."
+    )
+
+    @field_validator("sensitive_topics", mode="before")
+    @classmethod
+    def _parse_topics(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [item.strip() for item in value.split(";" if "=" in value else ",")]
+        return _split_csv(value)
+
+    # --- chat socket (/ws/chat) --------------------------------------------------------------
+    chat_max_frame_bytes: int = Field(
+        16_384, ge=1024, le=1_048_576, description="Larger WebSocket frames close with 1009."
+    )
+    chat_max_message_chars: int = Field(
+        2000, ge=10, le=20_000, description="Longer chat messages get an error frame."
+    )
+    chat_resume_window_hours: float = Field(
+        168.0, ge=24.0, description="A conversation can be resumed this long after last activity."
+    )
+    chat_ping_interval_s: float = Field(
+        20.0, gt=0, description="Server pings each socket this often to notice dead peers."
+    )
+    chat_ping_timeout_s: float = Field(20.0, gt=0, description="Close when no pong within this.")
+    chat_history_turns: int = Field(
+        10, ge=0, le=100, description="Earlier messages given to the answerer as context."
+    )
+    chat_rate_messages_burst: int = Field(
+        10, ge=1, description="Messages a connection may send at once before it is limited."
+    )
+    chat_rate_messages_per_minute: float = Field(
+        30.0, gt=0, description="Sustained message rate per connection."
+    )
+    chat_rate_ip_burst: int = Field(60, ge=1, description="Messages per client IP at once.")
+    chat_rate_ip_per_minute: float = Field(
+        120.0, gt=0, description="Sustained message rate per client IP, all its sockets together."
+    )
+    chat_rate_frames_burst: int = Field(
+        300, ge=1, description="Frames of any type a connection may send at once."
+    )
+    chat_rate_frames_per_second: float = Field(
+        50.0, gt=0, description="Sustained frame rate per connection (typing, garbage, ...)."
     )
 
     @field_validator("allowed_origins", mode="before")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Conversation, ConversationEvent, Message, utcnow
+from bot.models import Conversation, ConversationEvent, CsatRating, Feedback, Message, utcnow
 
 CONVERSATION_STATES = ("bot", "awaiting_human", "human", "resolved")
 
@@ -189,3 +189,79 @@ def _aware(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def message_by_seq(session: Session, conversation_id: str, seq: int) -> Message | None:
+    return session.scalar(
+        select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
+    )
+
+
+def recent_messages(
+    session: Session, conversation_id: str, *, before_seq: int, limit: int
+) -> list[Message]:
+    """The ``limit`` messages just before ``before_seq``, oldest first: the answerer's context."""
+    if limit <= 0:
+        return []
+    rows = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.seq < before_seq)
+        .order_by(Message.seq.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
+def record_feedback(
+    session: Session,
+    conversation_id: str,
+    seq: int,
+    helpful: bool,
+    *,
+    now: datetime | None = None,
+) -> Feedback | None:
+    """Store "was this helpful?" for bot message ``seq``; a second vote replaces the first.
+
+    Returns ``None`` when ``seq`` is not a bot message of this conversation (nothing stored).
+    """
+    target = message_by_seq(session, conversation_id, seq)
+    if target is None or target.role != "bot":
+        return None
+    now = now or utcnow()
+    feedback = session.scalar(
+        select(Feedback).where(
+            Feedback.conversation_id == conversation_id, Feedback.message_seq == seq
+        )
+    )
+    if feedback is None:
+        feedback = Feedback(
+            conversation_id=conversation_id, message_seq=seq, helpful=helpful, created_at=now
+        )
+        session.add(feedback)
+    else:
+        feedback.helpful = helpful
+        feedback.created_at = now
+    session.flush()
+    record_event(session, conversation_id, "feedback", {"seq": seq, "helpful": helpful}, now=now)
+    return feedback
+
+
+def record_csat(
+    session: Session,
+    conversation_id: str,
+    score: int,
+    comment: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> CsatRating:
+    """Store a 1-5 satisfaction score (every rating is kept; reports use the latest)."""
+    if not 1 <= score <= 5:
+        raise ValueError("CSAT score must be 1-5")
+    now = now or utcnow()
+    rating = CsatRating(
+        conversation_id=conversation_id, score=score, comment=comment, created_at=now
+    )
+    session.add(rating)
+    session.flush()
+    record_event(session, conversation_id, "csat", {"score": score}, now=now)
+    return rating

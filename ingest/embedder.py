@@ -62,8 +62,12 @@ class Embedder(Embeddings):
         self.tokenizer: Any = self.model.tokenizer
 
     def count_tokens(self, text: str) -> int:
-        """Word pieces the model sees for ``text``, without the [CLS]/[SEP] markers."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        """Word pieces the model sees for ``text``, without the [CLS]/[SEP] markers.
+
+        ``verbose=False``: measuring a text longer than the model's limit is the point here
+        (the chunker does it to decide where to split), not a mistake worth a warning.
+        """
+        return len(self.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
         vectors = self.model.encode(

@@ -1,0 +1,449 @@
+"""Chat latency over real sockets, against its own floor measured in the same run.
+
+What it does, in order:
+
+1. ``supportbot ingest kb_articles`` into a data directory (incremental: a second run is quick);
+2. the floor, in this process: the retrieval compute alone (embed the query + Chroma + BM25,
+   ``Retriever.search``) and the whole extractive answer (``answer_sync``), one at a time and
+   with N threads at once (the like-for-like floor for N concurrent chats);
+3. a real ``supportbot serve`` subprocess; for N = 1, 20, 100 concurrent clients over real
+   WebSockets, each asking questions one after another: time to the first ``delta`` and to the
+   final ``message`` (p50/p95/p99) and answered messages per second;
+4. 1,000 idle sockets (each said ``hello``): server RSS per idle connection.
+
+Prints a table and writes JSON to bench/results/chat_latency.json.
+
+    python bench/chat_latency.py                 # the full run (about 3-5 minutes here)
+    python bench/chat_latency.py --quick         # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+REPO = Path(__file__).resolve().parent.parent
+# Run as a script, bench/ is first on sys.path and bench/ingest.py would shadow the ingest package.
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results" / "chat_latency.json"
+
+# Questions the demo KB answers (so the conversation stays with the bot).
+QUESTIONS = [
+    "How do I reset my password?",
+    "How long do refunds take?",
+    "Which payment methods do you accept?",
+    "How can I track my order?",
+    "How do I start a return?",
+    "Can I change my delivery address after ordering?",
+    "What does Plus membership include?",
+    "How do I turn on two-factor authentication?",
+    "Do you ship internationally?",
+    "How do I use a promo code?",
+    "My card was declined, what can I do?",
+    "How do I get an invoice with VAT?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0-100); NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 50) * 1000, 1),
+        "p95_ms": round(percentile(values, 95) * 1000, 1),
+        "p99_ms": round(percentile(values, 99) * 1000, 1),
+        "mean_ms": round(statistics.fmean(values) * 1000, 1) if values else float("nan"),
+    }
+
+
+# --- 1. ingest ----------------------------------------------------------------------------------
+
+
+def bench_env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "SUPPORTBOT_DATA_DIR": str(data_dir),
+            "SUPPORTBOT_ALLOWED_ORIGINS": "*",
+            # Every bench client comes from 127.0.0.1: lift the per-IP and per-socket limits.
+            "SUPPORTBOT_CHAT_RATE_IP_BURST": "1000000",
+            "SUPPORTBOT_CHAT_RATE_IP_PER_MINUTE": "1000000",
+            "SUPPORTBOT_CHAT_RATE_MESSAGES_BURST": "1000",
+            "SUPPORTBOT_CHAT_RATE_MESSAGES_PER_MINUTE": "100000",
+        }
+    )
+    return env
+
+
+def ingest(data_dir: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        ["supportbot", "ingest", str(REPO / "kb_articles")],
+        env=bench_env(data_dir),
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+# --- 2. the floor -------------------------------------------------------------------------------
+
+
+def measure_floor(data_dir: Path, concurrency: list[int]) -> dict[str, Any]:
+    """Retrieval alone and the whole extractive answer, in this process, no sockets."""
+    os.environ.update(bench_env(data_dir))
+    from bot.answer import build_answerer
+    from bot.config import Settings
+    from ingest.embedder import get_embedder
+    from ingest.store import open_client, open_collection
+
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    collection = open_collection(open_client(settings), settings.collection, embedder)
+    answerer = build_answerer(settings, collection, embedder)
+    retriever = answerer.retriever
+    for question in QUESTIONS:  # warm up: BM25 index, torch kernels, Chroma caches
+        retriever.search(question)
+        answerer.answer_sync(question, [])  # type: ignore[union-attr]
+
+    def timed(fn: Any, question: str) -> float:
+        started = time.perf_counter()
+        fn(question)
+        return time.perf_counter() - started
+
+    result: dict[str, Any] = {}
+    for name, fn in (
+        ("retrieval", retriever.search),
+        ("answer", lambda q: answerer.answer_sync(q, [])),  # type: ignore[union-attr]
+    ):
+        for n in concurrency:
+            if name == "answer" and n > 1:
+                continue  # N whole answers at once thrash torch's threads: minutes, no insight
+            jobs = [QUESTIONS[i % len(QUESTIONS)] for i in range(max(n, 2 * len(QUESTIONS)))]
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                times = list(pool.map(lambda q, fn=fn: timed(fn, q), jobs))
+            result[f"{name}_c{n}"] = summary_ms(times)
+    return result
+
+
+# --- 3. the server ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat"
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_server(data_dir: Path) -> Server:
+    port = free_port()
+    log = data_dir / "serve.log"
+    process = subprocess.Popen(
+        ["supportbot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=bench_env(data_dir),
+        cwd=REPO,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                if reply.status == 200:
+                    return Server(process, port, log)
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+@dataclass
+class ClientStats:
+    ack: list[float] = field(default_factory=list)
+    first_delta: list[float] = field(default_factory=list)
+    final: list[float] = field(default_factory=list)
+    escalated: int = 0
+    errors: int = 0
+
+
+async def recv_json(ws: ClientConnection, timeout: float) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return frame
+
+
+async def chat_client(url: str, questions: list[str], stats: ClientStats) -> None:
+    """One customer after another on this connection slot: each opens a conversation (hello)
+    and asks one question. Unrelated questions in one conversation would make the answerer
+    treat each as a follow-up of the last, which is neither realistic nor what the floor does."""
+    for question in questions:
+        async with connect(url, open_timeout=60, max_size=2**20) as ws:
+            await ws.send(json.dumps({"type": "hello"}))
+            welcome = await recv_json(ws, 60)
+            assert welcome["type"] == "welcome", welcome
+            await ask_one(ws, question, stats)
+
+
+async def ask_one(ws: ClientConnection, question: str, stats: ClientStats) -> None:
+    client_msg_id = uuid.uuid4().hex
+    sent = time.perf_counter()
+    await ws.send(json.dumps({"type": "message", "client_msg_id": client_msg_id, "text": question}))
+    seq = None
+    first: float | None = None
+    while True:
+        frame = await recv_json(ws, 300)
+        kind = frame["type"]
+        if kind == "ack" and frame["client_msg_id"] == client_msg_id:
+            seq = frame["seq"]
+            stats.ack.append(time.perf_counter() - sent)
+        elif kind == "delta" and frame["reply_to"] == seq and first is None:
+            first = time.perf_counter() - sent
+        elif kind == "message" and frame["role"] == "bot" and frame["reply_to"] == seq:
+            stats.final.append(time.perf_counter() - sent)
+            if first is not None:
+                stats.first_delta.append(first)
+            return
+        elif kind == "state" and frame["state"] == "awaiting_human":
+            stats.escalated += 1  # a trigger handed it to a person: no bot answer comes
+            return
+        elif kind == "error":
+            stats.errors += 1
+            return
+
+
+async def load_round(url: str, clients: int, questions_each: int) -> dict[str, Any]:
+    stats = ClientStats()
+    offset = 0
+
+    def questions() -> list[str]:
+        nonlocal offset
+        offset += 1
+        return [QUESTIONS[(offset + i) % len(QUESTIONS)] for i in range(questions_each)]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(chat_client(url, questions(), stats) for _ in range(clients)))
+    wall = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "questions_per_client": questions_each,
+        "answered": len(stats.final),
+        "escalated": stats.escalated,
+        "errors": stats.errors,
+        "wall_s": round(wall, 2),
+        "messages_per_s": round(len(stats.final) / wall, 2),
+        "ack": summary_ms(stats.ack),
+        "first_delta": summary_ms(stats.first_delta),
+        "final_message": summary_ms(stats.final),
+    }
+
+
+async def idle_sockets(server: Server, count: int) -> dict[str, Any]:
+    """Open ``count`` sockets that each said hello, and measure the server's RSS growth.
+
+    Run on a fresh server (no answers in flight, nothing being freed), after a small warm-up
+    batch so the allocator's arenas and the thread pools exist before the baseline is taken.
+    """
+    gate = asyncio.Semaphore(50)
+
+    async def open_many(n: int) -> list[ClientConnection]:
+        sockets: list[ClientConnection] = []
+
+        async def open_one() -> None:
+            async with gate:
+                ws = await connect(server.url, open_timeout=120, ping_interval=None)
+                await ws.send(json.dumps({"type": "hello"}))
+                await recv_json(ws, 120)
+                sockets.append(ws)
+
+        await asyncio.gather(*(open_one() for _ in range(n)))
+        return sockets
+
+    warm = await open_many(50)
+    await asyncio.gather(*(ws.close() for ws in warm))
+    await asyncio.sleep(2.0)
+    before = server.rss_kib()
+    started = time.perf_counter()
+    sockets = await open_many(count)
+    opened_s = time.perf_counter() - started
+    await asyncio.sleep(3.0)
+    after = server.rss_kib()
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return {
+        "sockets": count,
+        "open_s": round(opened_s, 2),
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_idle_connection": round((after - before) / count, 1),
+    }
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def table(report: dict[str, Any]) -> str:
+    floor = report["floor"]
+    lines = [
+        "| clients | answered | msg/s | ack p50 / p95 (ms) | first delta p50 / p95 / p99 (ms) "
+        "| final message p50 / p95 / p99 (ms) | retrieval floor p95 (ms) "
+        "| TTFD p95 / retrieval floor p95 | TTFD p95 / answer floor p95 |",
+        "|---:|---:|---:|---|---|---|---:|---:|---:|",
+    ]
+    for row in report["load"]:
+        n = row["clients"]
+        fd, fm = row["first_delta"], row["final_message"]
+        floor_p95 = floor[f"retrieval_c{n}"]["p95_ms"]
+        answer_floor = floor.get(f"answer_c{n}", {}).get("p95_ms")
+        answer_ratio = f"{fd['p95_ms'] / answer_floor:.2f}" if answer_floor else "n/a"
+        ack = row["ack"]
+        lines.append(
+            f"| {n} | {row['answered']} | {row['messages_per_s']} "
+            f"| {ack['p50_ms']} / {ack['p95_ms']} "
+            f"| {fd['p50_ms']} / {fd['p95_ms']} / {fd['p99_ms']} "
+            f"| {fm['p50_ms']} / {fm['p95_ms']} / {fm['p99_ms']} "
+            f"| {floor_p95} | {fd['p95_ms'] / floor_p95:.2f} | {answer_ratio} |"
+        )
+    lines.append("")
+    lines.append(
+        "| floor (in-process, no sockets) | concurrency | p50 (ms) | p95 (ms) | p99 (ms) |"
+    )
+    lines.append("|---|---:|---:|---:|---:|")
+    for key, value in floor.items():
+        name, _, n = key.rpartition("_c")
+        label = "retrieval (embed + Chroma + BM25)" if name == "retrieval" else "extractive answer"
+        lines.append(
+            f"| {label} | {n} | {value['p50_ms']} | {value['p95_ms']} | {value['p99_ms']} |"
+        )
+    idle = report["idle"]
+    lines.append("")
+    lines.append(
+        f"Idle: {idle['sockets']} sockets after hello: server RSS {idle['rss_before_kib']} -> "
+        f"{idle['rss_after_kib']} KiB = {idle['kib_per_idle_connection']} KiB per connection."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,20,100", help="concurrency levels, comma-separated")
+    parser.add_argument(
+        "--questions",
+        default="1:6,20:3,100:1",
+        help="questions per client for each concurrency level, as level:count pairs",
+    )
+    parser.add_argument("--idle", type=int, default=1000, help="idle sockets for the RSS figure")
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse an ingested data dir")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="1,5 clients, 2 questions, 100 idle")
+    args = parser.parse_args()
+    if args.quick:
+        args.clients, args.questions, args.idle = "1,5", "1:2,5:2", 100
+    levels = [int(n) for n in args.clients.split(",")]
+    per_level = {int(k): int(v) for k, v in (pair.split(":") for pair in args.questions.split(","))}
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    with tempfile.TemporaryDirectory(prefix="supportbot-bench-") as tmp:
+        data_dir = args.data_dir or Path(tmp) / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        ingest_s = ingest(data_dir)
+        print(f"ingest: {ingest_s:.1f} s", flush=True)
+        floor = measure_floor(data_dir, levels)
+        print("floor:", json.dumps(floor), flush=True)
+        server = start_server(data_dir)
+        try:
+            load = []
+            # Warm the server as the floor was warmed: every question once.
+            warm = asyncio.run(load_round(server.url, 1, len(QUESTIONS)))
+            print("warm-up:", warm["final_message"], flush=True)
+            for n in levels:
+                row = asyncio.run(load_round(server.url, n, per_level.get(n, 1)))
+                print(json.dumps(row), flush=True)
+                load.append(row)
+        finally:
+            server.stop()
+        server = start_server(data_dir)  # a fresh process for the idle-memory figure
+        try:
+            idle = asyncio.run(idle_sockets(server, args.idle))
+            print(json.dumps(idle), flush=True)
+        finally:
+            server.stop()
+        report = {
+            "benchmark": "chat_latency",
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "note": "2 CPU cores shared with other work; figures are noisy",
+            },
+            "kb": "kb_articles/ (demo KB)",
+            "answerer": "extractive (SUPPORTBOT_LLM=none)",
+            "ingest_s": round(ingest_s, 1),
+            "floor": floor,
+            "load": load,
+            "idle": idle,
+            "total_s": round(time.perf_counter() - started, 1),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(table(report))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""Incremental ingestion: articles -> chunks -> vectors -> Chroma, kept in step with a ledger.
+
+The order of operations is what makes this safe to interrupt and cheap to repeat:
+
+1. Load files *outside* the lock (reading is harmless), then take the data directory's writer
+   lock (``ingest.locking``), so two ingests never interleave.
+2. **Reconcile**: articles the ledger marks ``pending`` (a previous run died mid-write) and any
+   chunk in Chroma that the ledger does not account for are purged; the affected articles are
+   indexed again below. After this step Chroma holds exactly what the ledger says.
+3. **Plan** by fingerprint (article content + chunking settings + embedder): unchanged
+   articles cost nothing; changed ones are re-chunked; ledger rows whose file is gone from the
+   folder being ingested are deleted. Deletion is scoped to that folder, so ingesting another
+   folder never removes the first one's articles.
+4. **Write** in groups of articles: embed all of a group's chunks in one ``encode`` call (batching
+   is what makes the model fast), mark the group pending, upsert its chunks under their stable
+   ids, drop chunk ids an article no longer has, record the ledger rows.
+5. If anything changed, bump ``{data_dir}/kb_generation`` so the retrieval side (its BM25 index
+   mirrors Chroma) knows to reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.chunking import CHUNKER_VERSION, Chunk, chunk_article, chunk_id
+from ingest.ledger import Ledger, LedgerRow
+from ingest.loaders import Article, load_folder
+from ingest.locking import DEFAULT_LOCK_TIMEOUT_S, writer_lock
+from ingest.store import open_client, open_collection
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+    from bot.config import Settings
+    from ingest.embedder import Embedder
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages are ``"load"`` (files) and ``"embed"`` (chunks)."""
+
+EMBED_GROUP_CHUNKS = 256
+"""Chunks embedded per ``encode`` call and written per ledger transaction. Large enough for the
+model to batch efficiently, small enough that a progress bar moves and a crash loses little."""
+
+GENERATION_FILE = "kb_generation"
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A file that was not indexed, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. Lists hold article ids (``failed``/``skipped``: file paths)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    failed: list[FileProblem] = field(default_factory=list)
+    skipped: list[FileProblem] = field(default_factory=list)
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    chunks_deleted: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.added
+            or self.updated
+            or self.deleted
+            or self.recovered
+            or self.chunks_written
+            or self.chunks_deleted
+        )
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "recovered": self.recovered,
+            "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
+            "skipped": [{"path": p.path, "reason": p.reason} for p in self.skipped],
+            "chunks_written": self.chunks_written,
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_deleted": self.chunks_deleted,
+            "chunks_total": self.chunks_total,
+            "seconds": round(self.seconds, 3),
+            "generation": self.generation,
+        }
+
+
+# --- the generation counter -----------------------------------------------------------------
+
+
+def read_generation(settings: Settings) -> int:
+    """The knowledge base's change counter; 0 before the first ingest."""
+    try:
+        return int((settings.data_dir / GENERATION_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _bump_generation(settings: Settings) -> int:
+    """Increment the counter atomically (write a temp file, then rename over the old one)."""
+    generation = read_generation(settings) + 1
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=settings.data_dir, prefix=f".{GENERATION_FILE}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{generation}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, settings.data_dir / GENERATION_FILE)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return generation
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def index_paths(
+    paths: Sequence[Path] | None,
+    settings: Settings,
+    embedder: Embedder | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> IngestReport:
+    """Index folders or files (default: ``settings.kb_path``) incrementally.
+
+    Articles whose files vanished from a given folder are deleted; bad files are reported in
+    ``failed`` and their previously indexed version is kept.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    kb_root = settings.kb_path.resolve()
+    articles: list[Article] = []
+    owners: dict[str, str] = {}
+    scopes: list[Path] = []
+    for given in paths or [settings.kb_path]:
+        path = given.resolve()
+        if path.exists():  # a missing folder is an error, not "every article in it was deleted"
+            scopes.append(path)
+        id_root = kb_root if path == kb_root or kb_root in path.parents else None
+        loaded = load_folder(path, id_root=id_root)
+        report.failed.extend(FileProblem(e.path, e.reason) for e in loaded.failed)
+        report.skipped.extend(FileProblem(e.path, e.reason) for e in loaded.skipped)
+        for article in loaded.articles:
+            source = article.source_path or ""
+            if article.id in owners:
+                if owners[article.id] != source:
+                    report.failed.append(
+                        FileProblem(
+                            source,
+                            f"duplicate article id {article.id!r} (also used by "
+                            f"{owners[article.id]})",
+                        )
+                    )
+                continue
+            owners[article.id] = source
+            articles.append(article)
+    if progress:
+        progress("load", len(articles), len(articles))
+    protected = {str(Path(problem.path).resolve()) for problem in report.failed}
+
+    def in_scope(row: LedgerRow) -> bool:
+        if row.source_path is None or row.source_path in protected:
+            return False
+        source = Path(row.source_path)
+        return any(source == scope or scope in source.parents for scope in scopes)
+
+    _sync(articles, settings, embedder, progress, report, in_scope, lock_timeout_s)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def index_articles(
+    articles: Sequence[Article],
+    settings: Settings,
+    embedder: Embedder | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    delete_missing: bool = False,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> IngestReport:
+    """Index articles given as objects (the admin API's publish); unchanged ones are skipped.
+
+    With ``delete_missing``, every indexed article not in ``articles`` is deleted: the list is
+    then the whole knowledge base.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    unique: dict[str, Article] = {}
+    for article in articles:
+        unique[article.id] = article
+    _sync(
+        list(unique.values()),
+        settings,
+        embedder,
+        progress,
+        report,
+        (lambda _row: True) if delete_missing else (lambda _row: False),
+        lock_timeout_s,
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def delete_article(
+    article_id: str,
+    settings: Settings,
+    embedder: Embedder | None = None,
+    *,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> bool:
+    """Remove one article's chunks and ledger row; False when it was not indexed."""
+    embedder = embedder or _default_embedder(settings)
+    with writer_lock(settings.data_dir, lock_timeout_s):
+        store = _Store.open(settings, embedder)
+        ledger = Ledger(settings.ledger_url)
+        try:
+            _reconcile(store, ledger, IngestReport())
+            row = ledger.rows().get(article_id)
+            if row is None:
+                return False
+            _delete(store, ledger, [row])
+            _bump_generation(settings)
+            return True
+        finally:
+            ledger.close()
+
+
+def fingerprint(article: Article, embedder: Embedder, max_tokens: int, overlap: int) -> str:
+    """What decides whether an article's stored chunks are still right."""
+    parts = [article.content_hash, CHUNKER_VERSION, embedder.name, str(max_tokens), str(overlap)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def effective_max_tokens(settings: Settings, embedder: Embedder) -> int:
+    """The chunk bound: the setting, but never past what the model embeds ([CLS]+[SEP] aside)."""
+    return min(settings.chunk_max_tokens, embedder.max_tokens - 2)
+
+
+# --- the sync --------------------------------------------------------------------------------
+
+
+def _default_embedder(settings: Settings) -> Embedder:
+    from ingest.embedder import get_embedder
+
+    return get_embedder(settings.embedding_model, settings.embedding_batch_size)
+
+
+def _sync(
+    articles: list[Article],
+    settings: Settings,
+    embedder: Embedder | None,
+    progress: ProgressCallback | None,
+    report: IngestReport,
+    deletable: Callable[[LedgerRow], bool],
+    lock_timeout_s: float,
+) -> None:
+    embedder = embedder or _default_embedder(settings)
+    max_tokens = effective_max_tokens(settings, embedder)
+    overlap = min(settings.chunk_overlap_tokens, max_tokens // 4)
+    with writer_lock(settings.data_dir, lock_timeout_s):
+        store = _Store.open(settings, embedder)
+        ledger = Ledger(settings.ledger_url)
+        try:
+            _reconcile(store, ledger, report)
+            rows = ledger.rows()
+            present = {article.id for article in articles}
+            _delete(
+                store,
+                ledger,
+                [r for r in rows.values() if r.article_id not in present and deletable(r)],
+                report,
+            )
+
+            plan: list[tuple[Article, list[Chunk], str, LedgerRow | None]] = []
+            moved: list[LedgerRow] = []
+            for article in articles:
+                new_print = fingerprint(article, embedder, max_tokens, overlap)
+                row = rows.get(article.id)
+                if row is not None and row.fingerprint == new_print:
+                    report.unchanged.append(article.id)
+                    if row.source_path != article.source_path:  # same text, file moved
+                        moved.append(
+                            LedgerRow(
+                                article.id, article.source_path, new_print, row.chunk_count, False
+                            )
+                        )
+                    continue
+                chunks = chunk_article(article, embedder.count_tokens, max_tokens, overlap)
+                if not chunks:
+                    report.failed.append(
+                        FileProblem(article.source_path or article.id, "no text to index")
+                    )
+                    continue
+                plan.append((article, chunks, new_print, row))
+            ledger.record(moved)
+            _write(store, ledger, embedder, plan, report, progress)
+            report.chunks_total = store.collection.count()
+            if report.changed:
+                report.generation = _bump_generation(settings)
+            else:
+                report.generation = read_generation(settings)
+        finally:
+            ledger.close()
+
+
+@dataclass
+class _Store:
+    """The collection plus the largest write Chroma accepts in one call."""
+
+    collection: Collection
+    max_batch: int
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder) -> _Store:
+        client = open_client(settings)
+        collection = open_collection(client, settings.collection, embedder)
+        return cls(collection, max(1, min(5000, int(client.get_max_batch_size()))))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), self.max_batch):
+            self.collection.delete(ids=list(ids[start : start + self.max_batch]))
+
+
+def _reconcile(store: _Store, ledger: Ledger, report: IngestReport) -> None:
+    """Make Chroma hold exactly what the ledger records, forgetting articles it cannot vouch for.
+
+    Pending rows (a write that never finished) and rows with missing chunks are purged and
+    forgotten, so the plan re-indexes them; chunks no row accounts for are deleted.
+    """
+    rows = ledger.rows()
+    stored = _all_ids(store.collection)
+    expected: dict[str, str] = {}
+    for row in rows.values():
+        if not row.pending:
+            for index in range(row.chunk_count):
+                expected[chunk_id(row.article_id, index)] = row.article_id
+    broken = {row.article_id for row in rows.values() if row.pending}
+    stored_set = set(stored)
+    broken.update(article_id for cid, article_id in expected.items() if cid not in stored_set)
+    doomed = [cid for cid in stored if cid not in expected or expected[cid] in broken]
+    store.delete(doomed)
+    if broken:
+        ledger.forget(sorted(broken))
+    report.recovered.extend(sorted(broken))
+    report.chunks_deleted += len(doomed)
+
+
+def _delete(
+    store: _Store,
+    ledger: Ledger,
+    rows: Sequence[LedgerRow],
+    report: IngestReport | None = None,
+) -> None:
+    if not rows:
+        return
+    ids = [row.article_id for row in rows]
+    ledger.mark_pending(ids, {})
+    doomed = [chunk_id(row.article_id, i) for row in rows for i in range(row.chunk_count)]
+    store.delete(doomed)
+    ledger.forget(ids)
+    if report is not None:
+        report.deleted.extend(sorted(ids))
+        report.chunks_deleted += len(doomed)
+
+
+def _write(
+    store: _Store,
+    ledger: Ledger,
+    embedder: Embedder,
+    plan: list[tuple[Article, list[Chunk], str, LedgerRow | None]],
+    report: IngestReport,
+    progress: ProgressCallback | None,
+) -> None:
+    total = sum(len(chunks) for _, chunks, _, _ in plan)
+    done = 0
+    if progress:
+        progress("embed", 0, total)
+    for group in _groups(plan, EMBED_GROUP_CHUNKS):
+        chunks = [chunk for _, article_chunks, _, _ in group for chunk in article_chunks]
+        vectors = _embed(store, embedder, group, chunks, report)
+        ledger.mark_pending(
+            [article.id for article, _, _, _ in group],
+            {article.id: article.source_path for article, _, _, _ in group},
+        )
+        batch = store.max_batch
+        for start in range(0, len(chunks), batch):
+            part = chunks[start : start + batch]
+            store.collection.upsert(
+                ids=[chunk.id for chunk in part],
+                documents=[chunk.text for chunk in part],
+                metadatas=[chunk.metadata for chunk in part],
+                embeddings=vectors[start : start + batch],  # type: ignore[arg-type]
+            )
+        stale = [
+            chunk_id(article.id, index)
+            for article, article_chunks, _, row in group
+            if row is not None
+            for index in range(len(article_chunks), row.chunk_count)
+        ]
+        store.delete(stale)
+        ledger.record(
+            LedgerRow(article.id, article.source_path, new_print, len(article_chunks), False)
+            for article, article_chunks, new_print, _ in group
+        )
+        for article, _, _, row in group:
+            (report.updated if row is not None else report.added).append(article.id)
+        report.chunks_written += len(chunks)
+        report.chunks_deleted += len(stale)
+        done += len(chunks)
+        if progress:
+            progress("embed", done, total)
+
+
+def _embed(
+    store: _Store,
+    embedder: Embedder,
+    group: list[tuple[Article, list[Chunk], str, LedgerRow | None]],
+    chunks: list[Chunk],
+    report: IngestReport,
+) -> list[list[float]]:
+    """Vectors for ``chunks``, embedding only texts the store does not already hold.
+
+    An edited article usually keeps most of its chunks word for word (an added paragraph,
+    a fixed typo); the model is deterministic, so their stored vectors are reused, matched by
+    text rather than position so that shifted chunks are reused too. This is what makes a
+    one-article edit cost one or two chunk embeddings instead of the whole article.
+    """
+    previous = [
+        chunk_id(article.id, index)
+        for article, _, _, row in group
+        if row is not None
+        for index in range(row.chunk_count)
+    ]
+    known: dict[str, list[float]] = {}
+    for start in range(0, len(previous), store.max_batch):
+        got = store.collection.get(
+            ids=previous[start : start + store.max_batch],
+            include=["documents", "embeddings"],
+        )
+        documents = got["documents"] or []
+        embeddings = got["embeddings"] if got["embeddings"] is not None else []
+        for document, vector in zip(documents, embeddings, strict=True):
+            if document is not None:
+                known[document] = [float(x) for x in vector.tolist()]
+    missing = list(dict.fromkeys(chunk.text for chunk in chunks if chunk.text not in known))
+    if missing:
+        known.update(zip(missing, embedder.encode(missing), strict=True))
+        report.chunks_embedded += len(missing)
+    return [known[chunk.text] for chunk in chunks]
+
+
+def _groups(
+    plan: list[tuple[Article, list[Chunk], str, LedgerRow | None]], size: int
+) -> Iterable[list[tuple[Article, list[Chunk], str, LedgerRow | None]]]:
+    """Whole articles per group, about ``size`` chunks each."""
+    group: list[tuple[Article, list[Chunk], str, LedgerRow | None]] = []
+    count = 0
+    for item in plan:
+        group.append(item)
+        count += len(item[1])
+        if count >= size:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+def _all_ids(collection: Collection) -> list[str]:
+    ids: list[str] = []
+    page = 10_000
+    while True:
+        got = collection.get(include=[], limit=page, offset=len(ids))
+        ids.extend(got["ids"])
+        if len(got["ids"]) < page:
+            return ids

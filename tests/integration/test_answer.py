@@ -1,0 +1,113 @@
+"""The extractive answerer (the default, no LLM) on a small KB: real Chroma, real embedder."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answer import ExtractiveAnswerer, build_answerer, pieces
+from bot.config import Settings
+from bot.schemas import AnswerResult, Turn
+from ingest.embedder import Embedder
+from tests.helpers.kb import open_kb, write_kb
+
+
+@pytest.fixture(scope="module")
+def answerer(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ExtractiveAnswerer:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("kb") / "data", _env_file=None)  # type: ignore[call-arg]
+    write_kb(settings, embedder)
+    built = build_answerer(settings, open_kb(settings, embedder), embedder)
+    assert isinstance(built, ExtractiveAnswerer)
+    return built
+
+
+async def collect(
+    answerer: ExtractiveAnswerer, question: str, history: list[Turn] | None = None
+) -> tuple[str, AnswerResult]:
+    streamed: list[str] = []
+    result: AnswerResult | None = None
+    async for item in answerer.stream(question, history or []):
+        if isinstance(item, AnswerResult):
+            result = item
+        else:
+            assert result is None, "text pieces come before the result"
+            streamed.append(item)
+    assert result is not None
+    return "".join(streamed), result
+
+
+@pytest.mark.parametrize(
+    ("question", "article_id", "answering_sentence"),
+    [
+        (
+            "How long do I have to drop off my return parcel?",
+            "returns/return-policy",
+            "After starting the return, you have 14 days to drop the parcel off at a post office.",
+        ),
+        (
+            "How much does express delivery cost?",
+            "shipping/delivery-times",
+            "It costs 9.95 for every order.",
+        ),
+        (
+            "When will I get my refund?",
+            "returns/return-policy",
+            "Refunds are paid to the original payment method within 5 business days",
+        ),
+        (
+            "How do I redeem a gift card?",
+            "billing/gift-cards",
+            "Enter the 16-digit code at checkout in the Gift card field.",
+        ),
+    ],
+)
+async def test_answer_quotes_the_answering_sentence_and_cites_its_article(
+    answerer: ExtractiveAnswerer, question: str, article_id: str, answering_sentence: str
+) -> None:
+    streamed, result = await collect(answerer, question)
+    assert streamed == result.answer
+    assert not result.escalate and result.reason is None
+    assert answering_sentence in result.answer
+    assert result.sources[0].article_id == article_id
+    assert f"Source: [{result.sources[0].title}]({result.sources[0].url})" in result.answer or (
+        result.sources[0].url is None and f"**{result.sources[0].title}**" in result.answer
+    )
+    # Trimmed to the question: not the whole article.
+    assert len(result.answer) < 600
+
+
+async def test_steps_come_as_the_whole_numbered_list(answerer: ExtractiveAnswerer) -> None:
+    _, result = await collect(answerer, "How do I reset my password?")
+    assert result.sources[0].article_id == "account/reset-password"
+    for step in ("1. Open the sign-in page", "2. Enter the email", "4. Choose a new password"):
+        assert step in result.answer
+    assert "spam folder" not in result.answer  # another section, another question
+
+
+async def test_follow_up_uses_the_conversation(answerer: ExtractiveAnswerer) -> None:
+    history = [
+        Turn(role="user", content="How do I reset my password?"),
+        Turn(role="assistant", content="Open the sign-in page and select Forgot password."),
+    ]
+    _, result = await collect(answerer, "what if the email never arrives?", history)
+    assert result.sources[0].article_id == "account/reset-password"
+    assert "spam folder" in result.answer
+
+
+async def test_off_topic_question_is_escalated_without_an_invented_answer(
+    answerer: ExtractiveAnswerer,
+) -> None:
+    streamed, result = await collect(answerer, "What is the boiling point of mercury?")
+    assert result.escalate and result.reason in ("no_knowledge", "low_confidence")
+    assert streamed == result.answer
+    assert "support team" in result.answer
+    assert result.confidence < answerer.retriever.settings.answer_threshold
+
+
+async def test_asking_for_a_person_escalates(answerer: ExtractiveAnswerer) -> None:
+    _, result = await collect(answerer, "Can I speak to a human agent?")
+    assert (result.escalate, result.reason) == (True, "customer_request")
+
+
+def test_stream_pieces_rebuild_the_text() -> None:
+    text = "Line one.\n\n- item  two\n3. three "
+    assert "".join(pieces(text, size=5)) == text
