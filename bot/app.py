@@ -49,6 +49,7 @@ def build_context(settings: Settings) -> AppContext:
     from ingest.store import open_client, open_collection
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_secret_key()
     embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
     collection = open_collection(open_client(settings), settings.collection, embedder)
     engine = make_engine(settings.effective_database_url)

@@ -162,7 +162,12 @@ class ChatService:
     # -- answering --------------------------------------------------------------------------
 
     def start_answer(self, conversation_id: str, question_seq: int, question: str) -> None:
-        """Answer in a task that outlives the socket that asked."""
+        """Answer in a task that outlives the socket that asked (once per question)."""
+        if any(
+            task.get_name() == f"answer:{conversation_id}:{question_seq}"
+            for task in self.answer_tasks
+        ):
+            return
         task = asyncio.create_task(
             self._answer(conversation_id, question_seq, question),
             name=f"answer:{conversation_id}:{question_seq}",
@@ -539,6 +544,9 @@ class ChatConnection:
                 decision = handoff.on_customer_message(
                     session, conversation_id, text, settings=settings
                 )
+            elif store.is_unanswered(session, conversation_id, message.seq):
+                # Stored, but the process died before answering: the resend repairs it.
+                decision = handoff.TurnDecision(bot_should_answer=True, frames=[])
             return MessageFrame.from_message(message), created, decision
 
         try:
@@ -556,8 +564,8 @@ class ChatConnection:
             # ack went out (the customer's resend is then acked as a duplicate, not re-answered).
             if created and decision is not None:
                 self.service.publish(conversation_id, [stored, *decision.frames])
-                if decision.bot_should_answer:
-                    self.service.start_answer(conversation_id, stored.seq, text)
+            if decision is not None and decision.bot_should_answer:
+                self.service.start_answer(conversation_id, stored.seq, text)
 
     async def on_handoff_request(self, frame: HandoffRequestFrame) -> None:
         conversation_id = self.conversation_id

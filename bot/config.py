@@ -60,18 +60,22 @@ class Settings(BaseSettings):
     )
     llm_base_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM provider.")
-    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_temperature: float = Field(
+        0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 keeps answers grounded."
+    )
+    llm_timeout_s: float = Field(60.0, gt=0, description="Give up on the LLM after this long.")
 
     # --- chunking --------------------------------------------------------------------------
     chunk_max_tokens: int = Field(
         240, ge=32, le=256, description="Upper bound of word pieces per chunk (embedder max 256)."
     )
-    chunk_overlap_tokens: int = Field(32, ge=0, le=128)
+    chunk_overlap_tokens: int = Field(
+        32, ge=0, le=128, description="Word pieces repeated between neighbouring chunks."
+    )
 
     # --- answering ---------------------------------------------------------------------------
     answer_threshold: float = Field(
-        0.5,
+        0.6,
         ge=0.0,
         le=1.0,
         description="Answer when the answerability score reaches this; escalate below it. "
@@ -87,15 +91,16 @@ class Settings(BaseSettings):
     )
 
     # --- server ----------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="Interface `supportbot serve` binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `supportbot serve` listens on.")
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"],
         description="Site origins allowed to open the chat WebSocket; '*' allows any.",
     )
-    secret_key: SecretStr = Field(
-        SecretStr("dev-insecure-change-me"),
-        description="Signs session cookies; set a long random value in production.",
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs session cookies. When unset, a random key is created once and kept "
+        "in the data directory (`secret_key`, mode 0600).",
     )
     session_cookie_name: str = Field("supportbot_session", description="Sign-in cookie name.")
     session_max_age_hours: float = Field(
@@ -178,6 +183,31 @@ class Settings(BaseSettings):
         return _split_csv(value)
 
     # --- derived -----------------------------------------------------------------------------
+    def ensure_secret_key(self) -> SecretStr:
+        """The configured key, or one generated at first start and kept in the data directory.
+
+        A shared hard-coded default would let anyone forge sign-in cookies, so there is none.
+        """
+        if self.secret_key is None:
+            import os
+            import secrets
+
+            path = self.data_dir / "secret_key"
+            if not path.exists():
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                draft = path.with_name(f".secret_key.{os.getpid()}")
+                descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(secrets.token_urlsafe(48))
+                try:
+                    os.link(draft, path)  # atomic; the first process to get here wins
+                except FileExistsError:
+                    pass
+                finally:
+                    draft.unlink()
+            self.secret_key = SecretStr(path.read_text().strip())
+        return self.secret_key
+
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"

@@ -146,6 +146,15 @@ def append_message(
     return message, True
 
 
+def is_unanswered(session: Session, conversation_id: str, seq: int) -> bool:
+    """True when customer message ``seq`` is the conversation's last word and the bot holds it.
+
+    That only happens when the process stopped between storing a question and answering it.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    return conversation is not None and conversation.state == "bot" and conversation.last_seq == seq
+
+
 def messages_after(session: Session, conversation_id: str, last_seq: int = 0) -> list[Message]:
     """Every message after ``last_seq``, in order: what a resuming client missed."""
     return list(

@@ -76,7 +76,7 @@ class SessionData:
 
 
 def _key(settings: Settings) -> bytes:
-    secret = settings.secret_key.get_secret_value().encode()
+    secret = settings.ensure_secret_key().get_secret_value().encode()
     return hashlib.sha256(b"supportbot-session-v1:" + secret).digest()
 
 

@@ -60,6 +60,9 @@ class Embedder(Embeddings):
         self.dimension: int = int(dimension)
         self.max_tokens: int = int(self.model.max_seq_length or 256)
         self.tokenizer: Any = self.model.tokenizer
+        # The fast tokenizer is not re-entrant ("Already borrowed" when two threads use it), and
+        # torch already spreads one encode over every core, so calls take turns.
+        self._guard = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text``, without the [CLS]/[SEP] markers.
@@ -67,16 +70,18 @@ class Embedder(Embeddings):
         ``verbose=False``: measuring a text longer than the model's limit is the point here
         (the chunker does it to decide where to split), not a mistake worth a warning.
         """
-        return len(self.tokenizer.encode(text, add_special_tokens=False, verbose=False))
+        with self._guard:
+            return len(self.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._guard:
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return [vector.tolist() for vector in vectors]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -323,6 +323,36 @@ async def _converse_restart_resume(settings: Settings, answerer: ScriptedAnswere
             assert after[0]["seq"] == 3 and after[-1]["seq"] == 4
 
 
+async def test_question_stored_but_never_answered_is_answered_on_resend(
+    server: LiveServer, answerer: ScriptedAnswerer
+) -> None:
+    """Regression: a process that died between storing a question and answering it left the
+    question unanswered forever, because the resend was acked as a duplicate and dropped."""
+    async with chat_connect(server.url) as ws:
+        welcome = await hello(ws)
+    conversation_id = welcome["conversation_id"]
+    with transaction(server.ctx.sessions) as session:  # what the dead process had committed
+        append_message(
+            session, conversation_id, role="customer", text="Lost one?", client_msg_id="c1"
+        )
+    async with chat_connect(server.url) as ws:
+        await hello(
+            ws,
+            conversation_id=conversation_id,
+            resume_token=welcome["resume_token"],
+            last_seq=1,
+        )
+        frames = await ask(ws, "c1", "Lost one?")
+        assert frames[0] == {"type": "ack", "client_msg_id": "c1", "seq": 1, "duplicate": True}
+        assert frames[-1]["reply_to"] == 1
+        await send(ws, {"type": "message", "client_msg_id": "c1", "text": "Lost one?"})
+        assert (await recv(ws))["duplicate"] is True
+        assert await quiet(ws, 0.5) == []  # answered once, not again
+    server.wait_idle()
+    assert count_messages(server, conversation_id, "bot") == 1
+    assert answerer.questions == ["Lost one?"]
+
+
 async def test_feedback_and_csat_are_stored(server: LiveServer) -> None:
     async with chat_connect(server.url) as ws:
         conversation_id = (await hello(ws))["conversation_id"]
