@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -120,6 +122,7 @@ class _Unit:
     marker: str  # "- " / "1. " for list items
     heading: str
     order: int = 0
+    context: str = ""  # the full heading path ("How to turn on 2FA > On the website")
 
 
 def _chunk_body(chunk: ChunkHit, title: str) -> str:
@@ -197,7 +200,7 @@ def split_units(chunks: Sequence[ChunkHit], title: str) -> list[_Unit]:
             flush(paragraph, heading)
     for i, unit in enumerate(units):
         unit.order = i
-    return units
+    return _with_context(units, chunks)
 
 
 def _add(units: list[_Unit], seen: set[str], unit: _Unit) -> None:
@@ -208,20 +211,59 @@ def _add(units: list[_Unit], seen: set[str], unit: _Unit) -> None:
     units.append(unit)
 
 
-def score_units(question: str, units: Sequence[_Unit], embedder: Embedder) -> list[float]:
-    """Relevance of each unit: embedding similarity (its heading gives it context) plus the
-    share of the question's words it contains."""
+def _with_context(units: list[_Unit], chunks: Sequence[ChunkHit]) -> list[_Unit]:
+    """Give every unit its full heading path: a step under "On the website" belongs to
+    "How to turn on 2FA", and that is what a question about turning 2FA on matches."""
+    paths = [str(chunk.metadata.get("heading") or "") for chunk in chunks]
+    for unit in units:
+        parents = next((p for p in paths if p.split(" > ")[-1] == unit.heading), "")
+        unit.context = parents or unit.heading
+    return units
+
+
+class UnitVectors:
+    """Embeddings of answer units, kept between questions.
+
+    Keyed by the text embedded, so an edited article simply misses for its changed sentences;
+    bounded so a huge KB cannot grow it without limit. Without it, every answer would embed
+    its article's every sentence again: ~15x the cost of the retrieval itself.
+    """
+
+    def __init__(self, embedder: Embedder, max_entries: int = 50_000) -> None:
+        self.embedder = embedder
+        self.max_entries = max_entries
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            found.update(zip(missing, self.embedder.encode(missing), strict=True))
+            with self._lock:
+                self._vectors.update((t, found[t]) for t in missing)
+                while len(self._vectors) > self.max_entries:
+                    self._vectors.popitem(last=False)
+        return [found[t] for t in texts]
+
+
+def score_units(question: str, units: Sequence[_Unit], vectors_of: UnitVectors) -> list[float]:
+    """Relevance of each unit: embedding similarity (its heading path gives it context) plus
+    the share of the question's words it contains."""
     import numpy as np
 
     if not units:
         return []
-    vectors = np.asarray(embedder.encode([f"{u.heading}: {u.text}" for u in units]))
-    query = np.asarray(embedder.embed_query(question))
+    vectors = np.asarray(vectors_of.get([f"{u.context or u.heading}: {u.text}" for u in units]))
+    query = np.asarray(vectors_of.embedder.embed_query(question))
     similarities = vectors @ query
     terms = set(tokenize(question))
     scores = []
     for unit, similarity in zip(units, similarities, strict=True):
-        unit_terms = set(tokenize(f"{unit.heading} {unit.text}"))
+        unit_terms = set(tokenize(f"{unit.context or unit.heading} {unit.text}"))
         overlap = len(terms & unit_terms) / len(terms) if terms else 0.0
         scores.append(float(similarity) + 0.3 * overlap)
     return scores
@@ -335,11 +377,11 @@ def _table_markdown(text: str) -> str:
 
 
 def compose_extractive(
-    question: str, article: ArticleHit, chunks: Sequence[ChunkHit], embedder: Embedder
+    question: str, article: ArticleHit, chunks: Sequence[ChunkHit], vectors_of: UnitVectors
 ) -> str:
     """The reply: the article's sentences that answer the question, then the citation."""
     units = split_units(chunks or article.chunks, article.title)
-    body = render_units(select_units(units, score_units(question, units, embedder)))
+    body = render_units(select_units(units, score_units(question, units, vectors_of)))
     if not body:
         body = article.best_chunk.text.strip()[:MAX_ANSWER_CHARS]
     return f"{body}\n\nSource: {_link(article.title, article.url)}"
@@ -352,6 +394,7 @@ class ExtractiveAnswerer:
     def __init__(self, retriever: Retriever, embedder: Embedder) -> None:
         self.retriever = retriever
         self.embedder = embedder
+        self.unit_vectors = UnitVectors(embedder)
 
     def answer_sync(self, question: str, history: Sequence[Turn] = ()) -> AnswerResult:
         evidence = gather_evidence(self.retriever, question, history)
@@ -359,7 +402,7 @@ class ExtractiveAnswerer:
             return escalation_result(evidence)
         top = evidence.hits[0]
         text = compose_extractive(
-            question, top, self.retriever.article_chunks(top.article_id), self.embedder
+            question, top, self.retriever.article_chunks(top.article_id), self.unit_vectors
         )
         return AnswerResult(
             answer=text,

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are ``"load"`` (files) and ``"embed"`` (chunks)."""
 
-EMBED_GROUP_CHUNKS = 256
+EMBED_GROUP_CHUNKS = 64
 """Chunks embedded per ``encode`` call and written per ledger transaction. Large enough for the
 model to batch efficiently, small enough that a progress bar moves and a crash loses little."""
 
