@@ -111,3 +111,39 @@ async def test_asking_for_a_person_escalates(answerer: ExtractiveAnswerer) -> No
 def test_stream_pieces_rebuild_the_text() -> None:
     text = "Line one.\n\n- item  two\n3. three "
     assert "".join(pieces(text, size=5)) == text
+
+
+def test_steps_are_found_through_their_parent_heading(embedder: Embedder) -> None:
+    """Regression: "how do I turn on 2fa" was answered with the "Turning 2FA off" section,
+    because steps under "On the website" were scored without their parent heading
+    "How to turn on 2FA"."""
+    from bot.answer import UnitVectors, render_units, score_units, select_units, split_units
+    from bot.retrieval import ChunkHit
+
+    def chunk(index: int, heading: str, body: str) -> ChunkHit:
+        text = f"Two-factor authentication\n{heading}\n\n{body}"
+        return ChunkHit(
+            chunk_id=f"a#{index}",
+            text=text,
+            metadata={"heading": heading, "body_start": len(text) - len(body)},
+        )
+
+    chunks = [
+        chunk(
+            0,
+            "How to turn on 2FA > On the website",
+            "1. Go to Account > Security.\n2. Select Turn on.\n3. Scan the QR code with your app.",
+        ),
+        chunk(
+            1,
+            "Turning 2FA off",
+            "You can switch it off in the same place. We don't "
+            "recommend turning it off unless you are switching to a new phone.",
+        ),
+    ]
+    units = split_units(chunks, "Two-factor authentication")
+    answer = render_units(
+        select_units(units, score_units("how do I turn on 2fa", units, UnitVectors(embedder)))
+    )
+    assert "Select Turn on." in answer
+    assert "switch it off" not in answer
