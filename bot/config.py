@@ -44,9 +44,6 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; SQLite file in the data directory when unset."
     )
-    redis_url: str | None = Field(
-        None, description="Redis URL for cross-process conversation events (scaled-out mode)."
-    )
 
     # --- models ----------------------------------------------------------------------------
     embedding_model: str = Field(
