@@ -11,7 +11,8 @@ Every change of a conversation's state goes through :func:`transition`, which
 
 The functions take the caller's ``Session`` and never commit: the caller commits, then publishes
 the returned frames to ``conversation_topic(id)`` (or calls :func:`publish_on_commit` first).
-Queue changes for the agent consoles are collected on the session and published to
+Queue changes for the agent consoles (``queue`` and ``conversation`` frames of
+:mod:`bot.agent_protocol`) are collected on the session and published to
 ``AGENTS_TOPIC`` right after its commit, through the bus the app attached to the engine
 (:func:`attach_event_bus`); a rolled-back escalation is never announced.
 
@@ -35,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import deflection, triggers
+from bot.agent_protocol import ConversationFrame, QueueFrame, QueueItemView
 from bot.conversations import append_message, record_event
 from bot.events import AGENTS_TOPIC, conversation_topic
 from bot.hours import business_hours
@@ -404,7 +406,7 @@ def transition(
         message, _ = append_message(session, conv.id, role="system", text=text, now=now)
         frames.append(message_frame(message))
     session.flush()
-    _queue_agent_event(session, {"type": "conversation", "conversation_id": conv.id, "state": to})
+    _queue_agent_event(session, ConversationFrame(conversation_id=conv.id, state=to))
     return frames
 
 
@@ -449,7 +451,7 @@ def _escalate(
         now=now,
     )
     deflection.note_escalated(session, conv, reason, now=now)
-    _queue_agent_event(session, {"type": "queue", "action": "added", "item": queue_item_view(item)})
+    _queue_agent_event(session, QueueFrame(action="added", item=_queue_item(item)))
     return frames
 
 
@@ -489,9 +491,7 @@ def _close_queue_item(session: Session, conv: Conversation, now: datetime, why: 
     item.open_key = None
     item.closed_at = now
     session.flush()
-    _queue_agent_event(
-        session, {"type": "queue", "action": "closed", "item": queue_item_view(item), "why": why}
-    )
+    _queue_agent_event(session, QueueFrame(action="closed", item=_queue_item(item), why=why))
 
 
 def _set_claim(session: Session, conv: Conversation, agent: User, now: datetime) -> None:
@@ -505,8 +505,7 @@ def _set_claim(session: Session, conv: Conversation, agent: User, now: datetime)
     session.flush()
     record_event(session, conv.id, "claimed", {"agent": agent.email}, now=now)
     _queue_agent_event(
-        session,
-        {"type": "queue", "action": "claimed", "item": queue_item_view(item), "agent": agent.email},
+        session, QueueFrame(action="claimed", item=_queue_item(item), agent=agent.email)
     )
 
 
@@ -535,7 +534,7 @@ def _reopen_to_agent(
         text=f"{display_name(agent)} will pick this up again here.",
         now=now,
     )
-    _queue_agent_event(session, {"type": "queue", "action": "added", "item": queue_item_view(item)})
+    _queue_agent_event(session, QueueFrame(action="added", item=_queue_item(item)))
     return frames
 
 
@@ -660,16 +659,21 @@ def bot_sources(session: Session, conversation_id: str) -> list[dict[str, Any]]:
 
 
 def queue_item_view(item: QueueItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "conversation_id": item.conversation_id,
-        "reason": item.reason,
-        "detail": item.detail,
-        "claimed_by": item.claimed_by,
-        "created_at": deflection.aware(item.created_at).isoformat(),
-        "claimed_at": deflection.aware(item.claimed_at).isoformat() if item.claimed_at else None,
-        "closed_at": deflection.aware(item.closed_at).isoformat() if item.closed_at else None,
-    }
+    return _queue_item(item).model_dump(mode="json")
+
+
+def _queue_item(item: QueueItem) -> QueueItemView:
+    """The item as ``queue`` frames carry it (bot.agent_protocol)."""
+    return QueueItemView(
+        id=item.id,
+        conversation_id=item.conversation_id,
+        reason=item.reason,
+        detail=item.detail,
+        claimed_by=item.claimed_by,
+        created_at=deflection.aware(item.created_at).isoformat(),
+        claimed_at=deflection.aware(item.claimed_at).isoformat() if item.claimed_at else None,
+        closed_at=deflection.aware(item.closed_at).isoformat() if item.closed_at else None,
+    )
 
 
 def _queue_detail(session: Session, conversation_id: str, detail: str | None) -> str:
@@ -698,9 +702,9 @@ def attach_event_bus(engine: Engine, bus: EventBus) -> None:
     _buses[engine] = bus
 
 
-def _queue_agent_event(session: Session, payload: dict[str, Any]) -> None:
+def _queue_agent_event(session: Session, frame: QueueFrame | ConversationFrame) -> None:
     pending: list[dict[str, Any]] = session.info.setdefault(_AGENT_EVENTS_KEY, [])
-    pending.append(payload)
+    pending.append(frame.dump())
     if not session.info.get(_LISTENING_KEY):
         session.info[_LISTENING_KEY] = True
         event.listen(session, "after_commit", _publish_agent_events)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -18,42 +17,46 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import handoff
+from bot.agent_protocol import (
+    MAX_REPLY_CHARS,
+    AgentErrorCode,
+    AgentErrorFrame,
+    AgentHelloFrame,
+    AgentMessageFrame,
+    AgentTypingFrame,
+    PingFrame,
+    PongFrame,
+    QueueEntry,
+    UnwatchFrame,
+    WatchedTypingFrame,
+    WatchFrame,
+    WatchingFrame,
+    agent_event_frame,
+    parse_agent_frame,
+    watched_frame,
+)
 from bot.api.auth import templates
 from bot.deflection import aware
 from bot.deps import ContextDep, SessionDep
 from bot.events import AGENTS_TOPIC, EventBus, Subscription, conversation_topic
 from bot.hours import business_hours
 from bot.models import Conversation, ConversationEvent, Message, Outcome, QueueItem, User, utcnow
-from bot.protocol import TypingFrame
+from bot.protocol import Frame, ProtocolError, TypingFrame
 from bot.security import AgentPage, AgentSocketUser, AgentUser
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["agents"])
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-MAX_REPLY_CHARS = 8000
 T = TypeVar("T")
 
 
 class ReplyIn(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_REPLY_CHARS)
-
-
-class QueueEntry(BaseModel):
-    id: int
-    conversation_id: str
-    reason: str
-    detail: str | None
-    state: str
-    claimed_by: str | None
-    contact_email: str | None
-    created_at: datetime
-    waiting_s: int
-    last_message: str | None
 
 
 class QueueOut(BaseModel):
@@ -292,11 +295,8 @@ def agent_css() -> FileResponse:
 async def agent_socket(websocket: WebSocket, user: AgentSocketUser) -> None:
     """Pushes queue changes and the events of watched conversations; relays agent typing.
 
-    Client frames: ``{"type": "watch"|"unwatch", "conversation_id"}``,
-    ``{"type": "typing", "conversation_id"}``, ``{"type": "message", "conversation_id",
-    "text"}``. Server frames: ``{"type": "queue", "action", "item"}``, ``{"type":
-    "conversation", "conversation_id", "state"}`` and every frame of a watched conversation
-    (``message``, ``state``, ``typing``...) with its ``conversation_id`` added.
+    Every frame, both ways, is a model of :mod:`bot.agent_protocol` (documented in
+    docs/agents.md). A malformed frame gets an ``error`` frame; the socket stays open.
     """
     ctx = websocket.app.state.ctx
     await websocket.accept()
@@ -311,7 +311,7 @@ class AgentSession:
         self.ctx = ctx
         self.websocket = websocket
         self.user = user
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self.outbox: asyncio.Queue[Frame] = asyncio.Queue(maxsize=1000)
         self.watchers: dict[str, asyncio.Task[None]] = {}
 
     async def db(self, work: Callable[[Session], T]) -> T:
@@ -330,13 +330,7 @@ class AgentSession:
             sender = asyncio.create_task(self._send_loop())
             try:
                 entries = await self.db(queue_entries)
-                await self.outbox.put(
-                    {
-                        "type": "hello",
-                        "agent": self.user.email,
-                        "queue": [e.model_dump(mode="json") for e in entries],
-                    }
-                )
+                await self.outbox.put(AgentHelloFrame(agent=self.user.email, queue=entries))
                 await self._receive_loop()
             except WebSocketDisconnect:
                 pass
@@ -349,11 +343,17 @@ class AgentSession:
 
     async def _pump(self, subscription: Subscription, conversation_id: str | None) -> None:
         async for payload in subscription:
-            frame = dict(payload)
-            if conversation_id is not None:
-                if frame.get("type") == "typing" and frame.get("role") == "agent":
-                    continue  # our own (or a colleague's) typing echo
-                frame["conversation_id"] = conversation_id
+            frame: Frame
+            try:
+                if conversation_id is None:
+                    frame = agent_event_frame(payload)
+                else:
+                    frame = watched_frame(payload, conversation_id)
+            except ValidationError:
+                log.warning("not forwarded to the agent console: %r", payload.get("type"))
+                continue
+            if isinstance(frame, WatchedTypingFrame) and frame.role == "agent":
+                continue  # our own (or a colleague's) typing echo
             await self.outbox.put(frame)
 
     async def _watch(self, conversation_id: str) -> None:
@@ -363,45 +363,42 @@ class AgentSession:
     async def _send_loop(self) -> None:
         while True:
             frame = await self.outbox.get()
-            await self.websocket.send_json(frame)
+            await self.websocket.send_json(frame.dump())
 
     async def _receive_loop(self) -> None:
         while True:
             raw = await self.websocket.receive_text()
             try:
-                frame = json.loads(raw)
-                kind = frame.get("type")
-                cid = str(frame.get("conversation_id") or "")
-            except (ValueError, AttributeError):
-                await self._error("invalid_json", "frame must be a JSON object")
+                frame = parse_agent_frame(raw)
+            except ProtocolError as exc:
+                await self.outbox.put(AgentErrorFrame.of(exc))
                 continue
-            if kind == "watch" and cid:
+            if isinstance(frame, WatchFrame):
+                cid = frame.conversation_id
                 if cid not in self.watchers and len(self.watchers) < 50:
                     self.watchers[cid] = asyncio.create_task(self._watch(cid))
-                await self.outbox.put({"type": "watching", "conversation_id": cid})
-            elif kind == "unwatch" and cid:
-                task = self.watchers.pop(cid, None)
+                await self.outbox.put(WatchingFrame(conversation_id=cid))
+            elif isinstance(frame, UnwatchFrame):
+                task = self.watchers.pop(frame.conversation_id, None)
                 if task:
                     task.cancel()
-            elif kind == "typing" and cid:
-                self.ctx.events.publish(conversation_topic(cid), TypingFrame(role="agent").dump())
-            elif kind == "message" and cid:
-                await self._reply(cid, str(frame.get("text") or ""))
-            elif kind == "ping":
-                await self.outbox.put({"type": "pong"})
-            else:
-                await self._error("unknown_type", f"unknown frame {kind!r}")
+            elif isinstance(frame, AgentTypingFrame):
+                self.ctx.events.publish(
+                    conversation_topic(frame.conversation_id), TypingFrame(role="agent").dump()
+                )
+            elif isinstance(frame, AgentMessageFrame):
+                await self._reply(frame)
+            elif isinstance(frame, PingFrame):
+                await self.outbox.put(PongFrame())
 
-    async def _reply(self, conversation_id: str, text: str) -> None:
-        if not text.strip() or len(text) > MAX_REPLY_CHARS:
-            await self._error("invalid_frame", "text must be 1 to 8000 characters")
-            return
+    async def _reply(self, frame: AgentMessageFrame) -> None:
         user_id = self.user.id
+        conversation_id = frame.conversation_id
 
         def work(session: Session) -> list[dict[str, Any]]:
             agent = session.get(User, user_id)
             assert agent is not None
-            frames = handoff.agent_reply(session, conversation_id, agent, text)
+            frames = handoff.agent_reply(session, conversation_id, agent, frame.text)
             handoff.publish_on_commit(session, self.ctx.events, conversation_id, frames)
             return frames
 
@@ -410,5 +407,5 @@ class AgentSession:
         except handoff.HandoffError as exc:
             await self._error("refused", exc.detail)
 
-    async def _error(self, code: str, detail: str) -> None:
-        await self.outbox.put({"type": "error", "code": code, "detail": detail})
+    async def _error(self, code: AgentErrorCode, detail: str) -> None:
+        await self.outbox.put(AgentErrorFrame(code=code, detail=detail))
