@@ -11,9 +11,14 @@ store. The score combines two signals that fail in different ways:
   Near-miss topics tend to lack the question's rare words.
 
 Coverage gets a small weight: on banking77-oos it separated in- from out-of-scope questions
-worse than similarity did. The constants map the typical ranges onto [0, 1]; the threshold that
-turns the score into a decision is a setting chosen from data (``supportbot eval`` prints the
-curve).
+worse than similarity did. The mix was checked against a logistic regression fitted on
+banking77-oos ``valid`` (5-fold cross-validated, classes balanced): it puts the same relative
+weight on chunk vs. sentence similarity (0.64 / 0.36), and adding the margin between the first
+and second article, the query's mean similarity to the whole KB, nearest-neighbour agreement or
+BM25 did not separate better on held-out folds, so the score stays this simple.
+
+The constants map the typical ranges onto [0, 1]; the threshold that turns the score into a
+decision is a setting chosen from data (``supportbot eval`` prints the curve).
 """
 
 from __future__ import annotations
