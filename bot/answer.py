@@ -232,22 +232,30 @@ class UnitVectors:
     def __init__(self, embedder: Embedder, max_entries: int = 50_000) -> None:
         self.embedder = embedder
         self.max_entries = max_entries
-        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._vectors: OrderedDict[str, Any] = OrderedDict()  # text -> float32 vector
         self._lock = threading.Lock()
 
-    def get(self, texts: Sequence[str]) -> list[list[float]]:
+    def get(self, texts: Sequence[str]) -> list[Any]:
+        import numpy as np
+
         with self._lock:
             found = {t: self._vectors[t] for t in texts if t in self._vectors}
             for text in found:
                 self._vectors.move_to_end(text)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            found.update(zip(missing, self.embedder.encode(missing), strict=True))
+            fresh = np.asarray(self.embedder.encode(missing), dtype=np.float32)
+            found.update(zip(missing, fresh, strict=True))
             with self._lock:
                 self._vectors.update((t, found[t]) for t in missing)
                 while len(self._vectors) > self.max_entries:
                     self._vectors.popitem(last=False)
         return [found[t] for t in texts]
+
+
+def _unit_key(unit: _Unit) -> str:
+    """What is embedded for a unit: its text in the context of its heading path."""
+    return f"{unit.context or unit.heading}: {unit.text}"
 
 
 def score_units(question: str, units: Sequence[_Unit], vectors_of: UnitVectors) -> list[float]:
@@ -257,7 +265,7 @@ def score_units(question: str, units: Sequence[_Unit], vectors_of: UnitVectors) 
 
     if not units:
         return []
-    vectors = np.asarray(vectors_of.get([f"{u.context or u.heading}: {u.text}" for u in units]))
+    vectors = np.asarray(vectors_of.get([_unit_key(u) for u in units]))
     query = np.asarray(vectors_of.embedder.embed_query(question))
     similarities = vectors @ query
     terms = set(tokenize(question))
@@ -396,6 +404,17 @@ class ExtractiveAnswerer:
         self.embedder = embedder
         self.unit_vectors = UnitVectors(embedder)
 
+    def warm_up(self, stop: threading.Event | None = None) -> None:
+        """Embed every sentence the retriever and the answers compare with, once, in the
+        background at start-up: otherwise the first question about each article pays for it.
+        Article by article, so customers' questions interleave and ``stop`` is honoured."""
+        for article_id, title in self.retriever.article_titles().items():
+            if stop is not None and stop.is_set():
+                return
+            self.retriever.warm_up(article_id)
+            units = split_units(self.retriever.article_chunks(article_id), title)
+            self.unit_vectors.get([_unit_key(unit) for unit in units])
+
     def answer_sync(self, question: str, history: Sequence[Turn] = ()) -> AnswerResult:
         evidence = gather_evidence(self.retriever, question, history)
         if evidence.verdict.escalate:
@@ -484,6 +503,9 @@ class LLMAnswerer:
         self.model = model
         self.rewrite_with_model = rewrite_with_model
         self.fallback = ExtractiveAnswerer(retriever, embedder)
+
+    def warm_up(self, stop: threading.Event | None = None) -> None:
+        self.fallback.warm_up(stop)
 
     async def stream(
         self, question: str, history: Sequence[Turn] = ()

@@ -7,7 +7,9 @@ the lifespan and kept on ``app.state.ctx``; routes reach them through ``bot.deps
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,15 @@ def build_context(settings: Settings) -> AppContext:
     return ctx
 
 
+async def _warm_up(warm_up: Callable[[threading.Event], None], stop: threading.Event) -> None:
+    """Precompute what the first questions would otherwise wait for; a failure only costs
+    speed, so it is logged, never raised."""
+    try:
+        await asyncio.to_thread(warm_up, stop)
+    except Exception:
+        logging.getLogger(__name__).exception("warm-up failed; answers compute lazily instead")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Tests pass their own ``Settings``; production reads the environment."""
     settings = settings or get_settings()
@@ -85,12 +96,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         attach_event_bus(ctx.engine, ctx.events)  # queue notices -> agent consoles
         outcome_job = asyncio.create_task(run_outcome_job(ctx), name="outcome-job")
+        stop_warming = threading.Event()
+        warm_up = getattr(ctx.answerer, "warm_up", None)
+        warming = (
+            asyncio.create_task(_warm_up(warm_up, stop_warming), name="warm-up")
+            if warm_up
+            else None
+        )
         try:
             yield
         finally:
-            outcome_job.cancel()
-            with suppress(asyncio.CancelledError):
-                await outcome_job
+            stop_warming.set()
+            for task in (outcome_job, warming):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             ctx.engine.dispose()
 
     app = FastAPI(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -239,7 +239,11 @@ class Retriever:
         by_article: dict[str, list[int]] = {}
         for i, meta in enumerate(metadatas):
             by_article.setdefault(_article_id(meta), []).append(i)
-        self._sentence_vectors.clear()
+        # Vectors are checked against the chunk text on use, so only removed chunks go here:
+        # an edit re-embeds the edited chunks, not the whole knowledge base.
+        live = set(ids)
+        for stale in [chunk_id for chunk_id in self._sentence_vectors if chunk_id not in live]:
+            self._sentence_vectors.pop(stale, None)
         terms = {chunk_id: frozenset(t) for chunk_id, t in zip(ids, tokenized, strict=True)}
         return _LexicalIndex(ids, texts, metadatas, BM25(tokenized), key, by_article, terms)
 
@@ -405,12 +409,20 @@ class Retriever:
         """
         import numpy as np
 
-        missing: list[int] = []
-        for article in candidates:
-            for i in index.by_article.get(article.article_id, []):
-                cached = self._sentence_vectors.get(index.ids[i])
-                if cached is None or cached[0] != index.texts[i]:
-                    missing.append(i)
+        rows = [i for hit in candidates for i in index.by_article.get(hit.article_id, [])]
+        self._ensure_sentence_vectors(index, rows)
+        q = np.asarray(vector, dtype=np.float32)
+        self._score_candidates(q, candidates, index)
+
+    def _ensure_sentence_vectors(self, index: _LexicalIndex, rows: Iterable[int]) -> None:
+        """Embed the sentences of the chunks at ``rows`` that are not cached yet."""
+        import numpy as np
+
+        missing = []
+        for i in rows:
+            cached = self._sentence_vectors.get(index.ids[i])
+            if cached is None or cached[0] != index.texts[i]:
+                missing.append(i)
         if missing:
             units: list[list[str]] = []
             for i in missing:
@@ -425,12 +437,33 @@ class Retriever:
                 block = vectors[start : start + size] if vectors is not None else None
                 self._sentence_vectors[index.ids[i]] = (index.texts[i], block, bool(group[0]))
                 start += size
-        q = np.asarray(vector, dtype=np.float32)
+
+    def warm_up(self, article_id: str | None = None) -> None:
+        """Embed the sentences of one article (or all) now, so the first customers after a
+        start do not wait for it."""
+        index = self._lexical()
+        rows = range(len(index.ids)) if article_id is None else index.by_article.get(article_id, [])
+        self._ensure_sentence_vectors(index, rows)
+
+    def article_titles(self) -> dict[str, str]:
+        """Article id -> title, for every public article in the index."""
+        index = self._lexical()
+        return {
+            article_id: str(index.metadatas[rows[0]].get("title") or article_id)
+            for article_id, rows in index.by_article.items()
+        }
+
+    def _score_candidates(
+        self, q: Any, candidates: Sequence[ArticleHit], index: _LexicalIndex
+    ) -> None:
         for article in candidates:
             best = article.dense_similarity
             heading_best = 0.0
             for i in index.by_article.get(article.article_id, []):
-                _, block, has_heading = self._sentence_vectors[index.ids[i]]
+                cached = self._sentence_vectors.get(index.ids[i])
+                if cached is None:  # pruned by a concurrent rebuild after a KB change
+                    continue
+                _, block, has_heading = cached
                 if block is None or not len(block):
                     continue
                 sims = block @ q

@@ -147,3 +147,26 @@ def test_steps_are_found_through_their_parent_heading(embedder: Embedder) -> Non
     )
     assert "Select Turn on." in answer
     assert "switch it off" not in answer
+
+
+def test_after_warm_up_a_question_embeds_only_itself(
+    answerer: ExtractiveAnswerer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start-up warm-up embeds every sentence once; answering then costs one query
+    embedding instead of embedding the article's sentences while the customer waits."""
+    fresh = build_answerer(
+        answerer.retriever.settings, answerer.retriever.collection, answerer.embedder
+    )
+    assert isinstance(fresh, ExtractiveAnswerer)
+    fresh.warm_up()
+    batches: list[int] = []
+    real_encode = answerer.embedder.encode
+
+    def counting_encode(texts: list[str]) -> list[list[float]]:
+        batches.append(len(texts))
+        return real_encode(texts)
+
+    monkeypatch.setattr(answerer.embedder, "encode", counting_encode)
+    result = fresh.answer_sync("How much does express delivery cost?")
+    assert not result.escalate
+    assert batches and all(size == 1 for size in batches), batches
