@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from bot import __version__
 from bot.config import Settings, get_settings
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if warm_up
             else None
         )
+        app.state.warming = warming
         try:
             yield
         finally:
@@ -122,9 +123,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process is up and its lifespan finished."""
-        return {"status": "ok", "version": __version__}
+    def healthz(request: Request) -> dict[str, str | bool]:
+        """Liveness: the process is up and its lifespan finished. ``warm`` turns true once the
+        start-up warm-up has embedded the knowledge base's sentences (answers are fastest)."""
+        warming = getattr(request.app.state, "warming", None)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "warm": warming is None or warming.done(),
+        }
 
     # Routers register here, one per audience.
     from bot.api.widget import router as widget_router

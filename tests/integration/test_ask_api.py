@@ -96,3 +96,16 @@ def test_openapi_documents_the_route(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/api/ask" in schema["paths"]
     assert "AnswerResult" in schema["components"]["schemas"]
+
+
+def test_healthz_reports_when_the_warm_up_is_done(client: TestClient) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    body = client.get("/healthz").json()
+    while not body["warm"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["warm"] is True
+    answerer = client.app.state.ctx.answerer  # type: ignore[attr-defined]
+    assert answerer.unit_vectors._vectors, "the warm-up embedded the articles' sentences"
