@@ -147,7 +147,7 @@ def measure_floor(data_dir: Path, concurrency: list[int]) -> dict[str, Any]:
         for n in concurrency:
             if name == "answer" and n > 1:
                 continue  # N whole answers at once thrash torch's threads: minutes, no insight
-            jobs = [QUESTIONS[i % len(QUESTIONS)] for i in range(max(n, 2 * len(QUESTIONS)))]
+            jobs = [unique_question(i) for i in range(max(n, 2 * len(QUESTIONS)))]
             with ThreadPoolExecutor(max_workers=n) as pool:
                 times = list(pool.map(lambda q, fn=fn: timed(fn, q), jobs))
             result[f"{name}_c{n}"] = summary_ms(times)
@@ -155,6 +155,17 @@ def measure_floor(data_dir: Path, concurrency: list[int]) -> dict[str, Any]:
 
 
 # --- 3. the server ------------------------------------------------------------------------------
+
+
+_asked = 0
+
+
+def unique_question(i: int) -> str:
+    """The i-th question, never worded the same twice: the embedder remembers recent query
+    vectors, and a repeated question would measure that cache instead of the work."""
+    global _asked
+    _asked += 1
+    return f"{QUESTIONS[i % len(QUESTIONS)]} (ref {_asked})"
 
 
 def free_port() -> int:
@@ -273,7 +284,7 @@ async def load_round(url: str, clients: int, questions_each: int) -> dict[str, A
     def questions() -> list[str]:
         nonlocal offset
         offset += 1
-        return [QUESTIONS[(offset + i) % len(QUESTIONS)] for i in range(questions_each)]
+        return [unique_question(offset + i) for i in range(questions_each)]
 
     started = time.perf_counter()
     await asyncio.gather(*(chat_client(url, questions(), stats) for _ in range(clients)))
