@@ -64,6 +64,7 @@ def _serve(request: Request, path: Path, media_type: str, headers: dict[str, str
 @router.api_route(
     "/widget/supportbot.js",
     methods=["GET", "HEAD"],
+    include_in_schema=False,
     summary="The embeddable chat widget script",
 )
 def widget_script(request: Request) -> Response:
