@@ -3,8 +3,7 @@ the incremental ledger agrees with a recomputation from messages and events alon
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,33 +13,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.db import make_engine, make_session_factory, transaction
+from bot.db import transaction
 from bot.deflection import OutcomeRecord, ledger, recompute_outcomes
-from bot.migrate import upgrade_database
 from tests.unit.test_handoff import BOT_DELAY, T0, Sim
 
 ANA = "ana@example.com"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """The same scripts on SQLite and on PostgreSQL (skipped when no server is reachable)."""
-    with ExitStack() as stack:
-        if request.param == "postgres":
-            from tests.helpers.live_server import postgres_schema
-
-            url = stack.enter_context(postgres_schema())
-        else:
-            url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-        engine = make_engine(url)
-        upgrade_database(engine)
-        yield make_session_factory(engine)
-        engine.dispose()
-
-
-@pytest.fixture
-def hsettings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", _env_file=None)
 
 
 H = 60  # minutes per hour

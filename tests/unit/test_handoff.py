@@ -6,8 +6,6 @@ one transaction per step, with a frozen clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import handoff
 from bot.config import Settings
 from bot.conversations import append_message, create_conversation, events_of, messages_after
-from bot.db import make_engine, make_session_factory, transaction
+from bot.db import transaction
 from bot.deflection import close_idle_conversations
-from bot.migrate import upgrade_database
 from bot.models import Conversation, QueueItem, User
 from bot.schemas import AnswerResult, Source
 from bot.users import create_user
@@ -30,27 +27,6 @@ from bot.users import create_user
 # Monday 2026-11-23 10:00 UTC: inside the default business hours (Mon-Fri 09:00-17:00 UTC).
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 BOT_DELAY = timedelta(seconds=2)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """The same scripts on SQLite and on PostgreSQL (skipped when no server is reachable)."""
-    with ExitStack() as stack:
-        if request.param == "postgres":
-            from tests.helpers.live_server import postgres_schema
-
-            url = stack.enter_context(postgres_schema())
-        else:
-            url = f"sqlite:///{tmp_path / 'handoff.sqlite'}"
-        engine = make_engine(url)
-        upgrade_database(engine)
-        yield make_session_factory(engine)
-        engine.dispose()
-
-
-@pytest.fixture
-def hsettings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", _env_file=None)
 
 
 @dataclass
