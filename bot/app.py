@@ -133,19 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "warm": warming is None or warming.done(),
         }
 
-    # Routers register here, one per audience.
-    from bot.api.widget import router as widget_router
+    # One router per audience; imported here because they import bot.deps, which imports us.
+    from bot.api import agents, ask, auth, chat, widget
 
-    app.include_router(widget_router)
-    from bot.api.ask import router as ask_router
-
-    app.include_router(ask_router)
-    from bot.api.chat import router as chat_router
-
-    app.include_router(chat_router)
-    from bot.api.agents import router as agents_router
-    from bot.api.auth import router as auth_router
-
-    app.include_router(auth_router)
-    app.include_router(agents_router)
+    for module in (widget, ask, chat, auth, agents):
+        app.include_router(module.router)
     return app
