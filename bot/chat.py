@@ -29,6 +29,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 
@@ -95,18 +96,22 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str = "") -> None: ...
 
 
-def origin_allowed(origin: str | None, allowed: Iterable[str]) -> bool:
+def origin_allowed(origin: str | None, allowed: Iterable[str], host: str | None = None) -> bool:
     """Is a browser page at ``origin`` allowed to open the chat socket?
 
     Browsers always send ``Origin`` on a WebSocket handshake and CORS does not apply to
     WebSockets, so this check is what stops another site from chatting as our visitors. A
     handshake without ``Origin`` comes from a non-browser client (an app, a script), which could
-    forge the header anyway; it is allowed.
+    forge the header anyway; it is allowed. The service's own pages (same host and port as the
+    handshake's ``Host``, e.g. the demo page at ``/`` on any port) are always allowed.
     """
     allowed_set = {item.strip().rstrip("/").lower() for item in allowed}
     if "*" in allowed_set or origin is None:
         return True
-    return origin.strip().rstrip("/").lower() in allowed_set
+    normalized = origin.strip().rstrip("/").lower()
+    if host and urlsplit(normalized).netloc == host.strip().lower():
+        return True
+    return normalized in allowed_set
 
 
 def uvicorn_ws_options(settings: Settings) -> dict[str, Any]:

@@ -48,7 +48,7 @@ async def chat_socket(websocket: WebSocket) -> None:
     """Customer chat. Refused with HTTP 403 (close 1008) when the page's origin is not allowed."""
     ctx: AppContext = websocket.app.state.ctx
     origin = websocket.headers.get("origin")
-    if not origin_allowed(origin, ctx.settings.allowed_origins):
+    if not origin_allowed(origin, ctx.settings.allowed_origins, websocket.headers.get("host")):
         await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="origin not allowed")
         return
     await websocket.accept()

@@ -77,6 +77,20 @@ def test_origin_allow_list(origin: str | None, allowed: list[str], ok: bool) -> 
     assert origin_allowed(origin, allowed) is ok
 
 
+@pytest.mark.parametrize(
+    ("origin", "host", "ok"),
+    [
+        ("http://127.0.0.1:9000", "127.0.0.1:9000", True),  # the service's own demo page
+        ("http://127.0.0.1:9001", "127.0.0.1:9000", False),
+        ("https://evil.example", "127.0.0.1:9000", False),
+    ],
+)
+def test_the_services_own_pages_are_always_allowed(origin: str, host: str, ok: bool) -> None:
+    """Regression: `supportbot serve --port 9000` refused its own demo page's widget, because
+    only the default port's origins were on the allow-list."""
+    assert origin_allowed(origin, ["http://localhost:8000"], host=host) is ok
+
+
 def test_serve_uses_the_frame_cap_and_pings() -> None:
     settings = Settings(_env_file=None, chat_max_frame_bytes=4096)  # type: ignore[call-arg]
     options = uvicorn_ws_options(settings)
