@@ -37,13 +37,12 @@ from sqlalchemy.orm import Session
 
 from bot import deflection, triggers
 from bot.agent_protocol import ConversationFrame, QueueFrame, QueueItemView
-from bot.conversations import append_message, record_event
+from bot.conversations import append_message, record_event, record_feedback
 from bot.events import AGENTS_TOPIC, conversation_topic
 from bot.hours import business_hours
 from bot.models import (
     Conversation,
     ConversationEvent,
-    Feedback,
     Message,
     QueueItem,
     User,
@@ -200,30 +199,8 @@ def on_feedback(
     """
     now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
-    message = session.scalar(
-        select(Message).where(Message.conversation_id == conv.id, Message.seq == seq)
-    )
-    if message is None or message.role != "bot":
+    if record_feedback(session, conv.id, seq, helpful, now=now) is None:
         raise HandoffError(f"message {seq} is not a bot message of this conversation", 404)
-    row = session.scalar(
-        select(Feedback).where(Feedback.conversation_id == conv.id, Feedback.message_seq == seq)
-    )
-    if row is None:
-        session.add(
-            Feedback(conversation_id=conv.id, message_seq=seq, helpful=helpful, created_at=now)
-        )
-    else:
-        row.helpful = helpful
-    # The chat store may have recorded this vote already (record_feedback); record it once.
-    last = session.scalar(
-        select(ConversationEvent)
-        .where(ConversationEvent.conversation_id == conv.id)
-        .order_by(ConversationEvent.id.desc())
-        .limit(1)
-    )
-    vote = {"seq": seq, "helpful": helpful}
-    if last is None or last.kind != "feedback" or last.data != vote:
-        record_event(session, conv.id, "feedback", vote, now=now)
     deflection.note_feedback(
         session, conv, seq, helpful, now=now, window_hours=settings.deflection_window_hours
     )

@@ -18,16 +18,9 @@ import pytest
 from bot.config import Settings
 from bot.db import transaction
 from bot.users import create_user
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.live_server import ORIGIN, LiveServer, ScriptedAnswerer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 PASSWORD = "agent-password-1"
 
 pytestmark = [

@@ -13,22 +13,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.config import Settings
 from ingest.embedder import Embedder
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.e2e,
