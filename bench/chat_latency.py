@@ -120,8 +120,8 @@ def ingest(data_dir: Path) -> float:
 def measure_floor(data_dir: Path, concurrency: list[int]) -> dict[str, Any]:
     """Retrieval alone and the whole extractive answer, in this process, no sockets."""
     os.environ.update(bench_env(data_dir))
-    from bot.answer import build_answerer
-    from bot.config import Settings
+    from bot.core.settings import Settings
+    from bot.knowledge.answerers import build_answerer
     from ingest.embedder import get_embedder
     from ingest.store import open_client, open_collection
 

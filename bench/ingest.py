@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.config import Settings  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from ingest.chunking import chunk_article  # noqa: E402
 from ingest.embedder import Embedder, get_embedder, resolve_model_path  # noqa: E402
 from ingest.loaders import load_folder  # noqa: E402

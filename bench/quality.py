@@ -37,8 +37,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.config import Settings  # noqa: E402
-from bot.evaluation import (  # noqa: E402
+from bot.core.schemas import Turn  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
+from bot.knowledge.evaluation import (  # noqa: E402
     LabelledQuestion,
     Outcome,
     operating_point,
@@ -47,8 +48,7 @@ from bot.evaluation import (  # noqa: E402
     run_retrieval,
     threshold_curve,
 )
-from bot.retrieval import Retriever  # noqa: E402
-from bot.schemas import Turn  # noqa: E402
+from bot.knowledge.retrieval import Retriever  # noqa: E402
 from ingest.embedder import Embedder, get_embedder  # noqa: E402
 from ingest.loaders import Article  # noqa: E402
 
@@ -274,7 +274,7 @@ def run_banking(embedder: Embedder, workdir: Path, threshold: float) -> dict[str
 def run_mtrag(
     embedder: Embedder, workdir: Path, threshold: float, limit: int | None
 ) -> dict[str, Any]:
-    from bot.rewrite import heuristic_rewrite
+    from bot.knowledge.rewrite import heuristic_rewrite
 
     articles, questions, labels = mtrag(limit)
     print(f"mtrag: {len(questions)} tasks, {len(articles)} passages", flush=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.config import get_settings
+from bot.core.settings import get_settings
 
 app = typer.Typer(
     name="supportbot",
@@ -31,8 +31,8 @@ def serve(
     """Run the service: chat WebSocket, /api/ask, agent console, widget demo page at /."""
     import uvicorn
 
-    from bot.app import create_app
-    from bot.chat import uvicorn_ws_options
+    from bot.live.transport import uvicorn_ws_options
+    from bot.web.app import create_app
 
     settings = get_settings()
     uvicorn.run(
@@ -50,11 +50,11 @@ from ingest.cli import ingest_command  # noqa: E402  (light: heavy imports are i
 
 app.command("ingest")(ingest_command)
 
-from bot.users import cli as user_cli  # noqa: E402  (the module that owns `supportbot user`)
+from bot.people.users import cli as user_cli  # noqa: E402  (the module that owns `supportbot user`)
 
 app.add_typer(user_cli, name="user")
 
-from bot.answer_cli import ask_command, eval_command  # noqa: E402  (heavy imports inside)
+from bot.knowledge.cli import ask_command, eval_command  # noqa: E402  (heavy imports inside)
 
 app.command("ask")(ask_command)
 app.command("eval")(eval_command)

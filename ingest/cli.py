@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.core.settings import Settings
     from ingest.embedder import Embedder
     from ingest.pipeline import IngestReport, ProgressCallback
 
@@ -30,7 +30,7 @@ def ingest_command(
     ),
 ) -> None:
     """Index articles: new ones added, changed ones replaced, removed ones deleted."""
-    from bot.config import get_settings
+    from bot.core.settings import get_settings
     from ingest.locking import IngestLockedError
     from ingest.pipeline import index_paths
     from ingest.store import EmbedderMismatchError

@@ -540,7 +540,8 @@ def parse_text(
 
 
 def default_article_id(path: Path, root: Path) -> str:
-    """DESIGN.md: the path under the KB root without its extension, with '/' separators."""
+    """The article format's default id: the path under the KB root without its extension, with
+    '/' separators."""
     try:
         relative = path.resolve().relative_to(root.resolve())
     except ValueError:

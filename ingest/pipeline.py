@@ -38,7 +38,7 @@ from ingest.store import open_client, open_collection
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from bot.config import Settings
+    from bot.core.settings import Settings
     from ingest.embedder import Embedder
 
 ProgressCallback = Callable[[str, int, int], None]

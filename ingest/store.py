@@ -8,7 +8,7 @@ Chunk metadata (the contract between ingestion and retrieval):
 
 =============  ===========================================================================
 ``source``     the article id; the ledger and deletions work per source
-``article_id`` the article id (DESIGN.md: front matter ``id`` or path under the KB root)
+``article_id`` the article id (front matter ``id``, or the path under the KB root)
 ``title``      the article title
 ``url``        the article URL, ``""`` when none
 ``heading``    the heading path of the chunk, ``"Returns > Exceptions"``; ``""`` at the top
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from bot.config import Settings
+    from bot.core.settings import Settings
     from ingest.embedder import Embedder
 
 

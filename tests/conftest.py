@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bot.config import Settings
+from bot.core.settings import Settings
 from ingest.embedder import Embedder, get_embedder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

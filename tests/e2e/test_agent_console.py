@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings
-from bot.db import transaction
-from bot.users import create_user
+from bot.core.db import transaction
+from bot.core.settings import Settings
+from bot.people.users import create_user
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.live_server import ORIGIN, LiveServer, ScriptedAnswerer
 

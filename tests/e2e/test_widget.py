@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings
+from bot.core.settings import Settings
 from ingest.embedder import Embedder
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -529,9 +529,9 @@ def test_handoff_agent_reply_resolution_and_rating(live: Site, page: Any) -> Non
     import httpx
     from sqlalchemy import select
 
-    from bot.db import transaction
-    from bot.models import CsatRating
-    from bot.users import create_user
+    from bot.core.db import transaction
+    from bot.core.models import CsatRating
+    from bot.people.users import create_user
 
     page.goto(live.base_url + "/")
     open_widget(page)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from chromadb.api.models.Collection import Collection
 
-from bot.config import Settings
+from bot.core.settings import Settings
 from ingest.embedder import Embedder
 from ingest.store import open_client, open_collection
 

@@ -1,7 +1,7 @@
 """A real Supportbot server on a free port, and a small ``websockets`` client, for chat tests.
 
 The server is uvicorn in a background thread with the same WebSocket options as
-``supportbot serve`` (``bot.chat.uvicorn_ws_options``); its socket is bound before uvicorn
+``supportbot serve`` (``bot.live.transport.uvicorn_ws_options``); its socket is bound before uvicorn
 starts, so there is no race for the port. Tests that must not depend on retrieval quality swap
 in a :class:`ScriptedAnswerer`: everything else (sockets, store, bus) is the real thing.
 """
@@ -24,10 +24,10 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from websockets.asyncio.client import ClientConnection, connect
 
-from bot.app import AppContext, create_app
-from bot.chat import chat_service, uvicorn_ws_options
-from bot.config import Settings
-from bot.schemas import Answerer, AnswerResult, Source, Turn
+from bot.core.schemas import Answerer, AnswerResult, Source, Turn
+from bot.core.settings import Settings
+from bot.live.transport import uvicorn_ws_options
+from bot.web.app import AppContext, create_app
 
 ORIGIN = "http://localhost:8000"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -141,6 +141,7 @@ class LiveServer:
             time.sleep(0.02)
         if self.answerer is not None:
             self.ctx.answerer = self.answerer
+            self.ctx.chat.answerer = self.answerer
         return self
 
     def stop(self) -> None:
@@ -155,7 +156,7 @@ class LiveServer:
         self.stop()
 
     def answers_in_flight(self) -> int:
-        return len(chat_service(self.ctx).answer_tasks)
+        return len(self.ctx.chat.answer_tasks)
 
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Block until no answer task is running in the server."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answer import ExtractiveAnswerer, build_answerer, pieces
-from bot.config import Settings
-from bot.schemas import AnswerResult, Turn
+from bot.core.schemas import AnswerResult, Turn
+from bot.core.settings import Settings
+from bot.knowledge.answerers import ExtractiveAnswerer, build_answerer, pieces
 from ingest.embedder import Embedder
 from tests.helpers.kb import open_kb, write_kb
 
@@ -117,8 +117,14 @@ def test_steps_are_found_through_their_parent_heading(embedder: Embedder) -> Non
     """Regression: "how do I turn on 2fa" was answered with the "Turning 2FA off" section,
     because steps under "On the website" were scored without their parent heading
     "How to turn on 2FA"."""
-    from bot.answer import UnitVectors, render_units, score_units, select_units, split_units
-    from bot.retrieval import ChunkHit
+    from bot.knowledge.answerers import (
+        UnitVectors,
+        render_units,
+        score_units,
+        select_units,
+        split_units,
+    )
+    from bot.knowledge.retrieval import ChunkHit
 
     def chunk(index: int, heading: str, body: str) -> ChunkHit:
         text = f"Two-factor authentication\n{heading}\n\n{body}"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.app import create_app
-from bot.config import Settings
+from bot.core.settings import Settings
+from bot.web.app import create_app
 from ingest.embedder import Embedder
 from tests.helpers.kb import write_kb
 

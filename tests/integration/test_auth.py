@@ -1,7 +1,7 @@
 """People and credentials: every non-public route is guarded, and the guards hold.
 
 The first test enumerates ``app.routes``: a route that is neither on the public allow-list
-(``bot.security.PUBLIC_PATHS``) nor depends on a guard fails the build, so a new admin or report
+(``bot.web.guards.PUBLIC_PATHS``) nor depends on a guard fails the build, so a new admin or report
 endpoint cannot ship open by accident.
 """
 
@@ -19,11 +19,11 @@ from starlette.routing import Mount, Route
 from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
-from bot.app import create_app
-from bot.config import Settings, get_settings
-from bot.db import transaction
-from bot.security import GUARD_ATTR, LOGIN_CSRF_COOKIE, is_public_path
-from bot.users import ROLE_RANK, create_user
+from bot.core.db import transaction
+from bot.core.settings import Settings, get_settings
+from bot.people.users import ROLE_RANK, create_user
+from bot.web.app import create_app
+from bot.web.guards import GUARD_ATTR, LOGIN_CSRF_COOKIE, is_public_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 PASSWORD = "correct horse battery"
@@ -245,7 +245,7 @@ def test_cli_user_add_prints_a_working_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.cli import app as cli
-    from bot.users import user_by_token
+    from bot.people.users import user_by_token
 
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
@@ -263,7 +263,7 @@ def test_cli_user_add_prints_a_working_token(
         assert renewed.exit_code == 0
         new_token = renewed.output.strip().splitlines()[-1]
         assert new_token != token
-        from bot.db import make_engine, make_session_factory
+        from bot.core.db import make_engine, make_session_factory
 
         engine = make_engine(get_settings().effective_database_url)
         with make_session_factory(engine)() as session:
@@ -278,7 +278,7 @@ def test_cli_user_add_prints_a_working_token(
         )
         assert with_password.exit_code == 0, with_password.output
         with make_session_factory(engine)() as session:
-            from bot.users import authenticate
+            from bot.people.users import authenticate
 
             user = authenticate(session, "agent2@example.com", "s3cret-pass")
             assert user is not None and (user.password_hash or "").startswith("$argon2id$")

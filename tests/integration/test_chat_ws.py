@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bot.config import Settings
-from bot.conversations import append_message
-from bot.db import transaction
-from bot.events import conversation_topic
-from bot.models import CsatRating, Feedback, Message
-from bot.protocol import MessageFrame
-from bot.schemas import Turn
+from bot.conversations.events import conversation_topic
+from bot.conversations.frames import MessageFrame
+from bot.conversations.store import append_message
+from bot.core.db import transaction
+from bot.core.models import CsatRating, Feedback, Message
+from bot.core.schemas import Turn
+from bot.core.settings import Settings
 from tests.helpers.live_server import (
     ORIGIN,
     LiveServer,

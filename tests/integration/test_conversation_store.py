@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import conversations as store
-from bot.db import make_engine, make_session_factory, transaction
-from bot.migrate import upgrade_database
-from bot.models import CsatRating, Feedback, Message, utcnow
+from bot.conversations import store
+from bot.core.db import make_engine, make_session_factory, transaction
+from bot.core.migrate import upgrade_database
+from bot.core.models import CsatRating, Feedback, Message, utcnow
 from tests.helpers.live_server import postgres_schema
 
 

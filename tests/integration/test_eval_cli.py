@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.config import get_settings
+from bot.core.settings import get_settings
 from tests.helpers.kb import ARTICLES, to_markdown
 
 RETURNS, SHIPPING = "returns/return-policy", "shipping/delivery-times"

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from bot.config import Settings
-from bot.db import transaction
-from bot.models import Outcome
-from bot.users import create_user
+from bot.core.db import transaction
+from bot.core.models import Outcome
+from bot.core.settings import Settings
+from bot.people.users import create_user
 from tests.helpers.live_server import (
     ORIGIN,
     LiveServer,

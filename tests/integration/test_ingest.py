@@ -24,7 +24,7 @@ import pytest
 from chromadb.api.models.Collection import Collection
 from typer.testing import CliRunner
 
-from bot.config import Settings, get_settings
+from bot.core.settings import Settings, get_settings
 from ingest.chunking import chunk_article, chunk_id
 from ingest.embedder import Embedder
 from ingest.ledger import Ledger
@@ -303,7 +303,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     import chromadb.api.models.Collection as chroma_collection
     import ingest.pipeline as pipeline
-    from bot.config import Settings
+    from bot.core.settings import Settings
     from ingest.embedder import get_embedder
     from ingest.store import open_client, open_collection
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.answer import LLMAnswerer, build_answerer
-from bot.config import Settings
-from bot.schemas import AnswerResult, Turn
+from bot.core.schemas import AnswerResult, Turn
+from bot.core.settings import Settings
+from bot.knowledge.answerers import LLMAnswerer, build_answerer
 from ingest.embedder import Embedder
 from tests.helpers.fake_openai import FakeOpenAI, fake_openai_server, message_text
 from tests.helpers.kb import ARTICLES, INJECTION_ARTICLE, open_kb, write_kb

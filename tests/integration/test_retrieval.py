@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.confidence import decide
-from bot.config import Settings
-from bot.retrieval import Retriever
+from bot.core.settings import Settings
+from bot.knowledge.answerability import decide
+from bot.knowledge.retrieval import Retriever
 from ingest.embedder import Embedder
 from tests.helpers.kb import ARTICLES, KBArticle, delete_article, open_kb, write_kb
 

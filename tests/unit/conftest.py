@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Settings
-from bot.db import make_engine, make_session_factory
-from bot.migrate import upgrade_database
+from bot.core.db import make_engine, make_session_factory
+from bot.core.migrate import upgrade_database
+from bot.core.settings import Settings
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,6 +1,6 @@
 """The /ws/agent frame vocabulary: parsing, error codes, and the exact JSON the server sends.
 
-The console (bot/static/agent.js) and the integration tests read these bytes, so the dumps are
+The console (bot/web/static/agent.js) and the integration tests read these bytes, so the dumps are
 pinned field by field, nulls included where the wire has them.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bot.agent_protocol import (
+from bot.conversations.agent_frames import (
     AGENT_CLIENT_TYPES,
     ALL_AGENT_FRAMES,
     AgentErrorFrame,
@@ -36,7 +36,13 @@ from bot.agent_protocol import (
     parse_agent_server_frame,
     watched_frame,
 )
-from bot.protocol import DeltaFrame, MessageFrame, ProtocolError, StateFrame, TypingFrame
+from bot.conversations.frames import (
+    DeltaFrame,
+    MessageFrame,
+    ProtocolError,
+    StateFrame,
+    TypingFrame,
+)
 
 CID = "5f0c2a9e41d64c6b8f3f0e6b8a1d2c3e"
 

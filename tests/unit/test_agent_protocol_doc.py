@@ -1,4 +1,4 @@
-"""docs/agents.md documents every frame and every error code of bot/agent_protocol.py.
+"""docs/agents.md documents every frame and every error code of bot/conversations/agent_frames.py.
 
 Agent tools are written from the doc, so a frame or a code that exists only in code is a
 contract nobody was told about.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import typing
 
-from bot.agent_protocol import ALL_AGENT_FRAMES, AgentErrorCode
+from bot.conversations.agent_frames import ALL_AGENT_FRAMES, AgentErrorCode
 from tests.conftest import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "agents.md"
@@ -59,7 +59,7 @@ def test_every_error_code_is_documented() -> None:
 
 
 def test_every_agent_route_is_documented() -> None:
-    from bot.api.agents import router
+    from bot.web.routes.agents import router
 
     headings = set(re.findall(r"^### .*?`([^`]+)`", DOC.read_text(), re.M))
     text = DOC.read_text()

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.app import create_app
-from bot.config import Settings
-from bot.db import transaction
-from bot.users import create_user
+from bot.core.db import transaction
+from bot.core.settings import Settings
+from bot.people.users import create_user
+from bot.web.app import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Settings
-from bot.db import transaction
-from bot.deflection import OutcomeRecord, ledger, recompute_outcomes
+from bot.core.db import transaction
+from bot.core.settings import Settings
+from bot.handoff.ledger import OutcomeRecord, ledger, recompute_outcomes
 from tests.unit.test_handoff import BOT_DELAY, T0, Sim
 
 ANA = "ana@example.com"
@@ -248,16 +247,16 @@ async def test_the_lifespan_job_closes_idle_conversations(
 ) -> None:
     """run_outcome_job (started by the app lifespan) applies the same rules on a timer."""
     import asyncio
-    from types import SimpleNamespace
 
-    from bot.deflection import run_outcome_job
-    from bot.models import utcnow
+    from bot.core.db import DatabaseWorkers
+    from bot.core.models import utcnow
+    from bot.handoff.ledger import run_outcome_job
 
     settings = Settings(data_dir=tmp_path, outcome_job_interval_s=0.05, _env_file=None)
     sim = Sim(sessions, settings, start=utcnow() - timedelta(hours=30))
     assumed(sim)
-    ctx: Any = SimpleNamespace(settings=settings, sessions=sessions)  # what the job reads
-    job = asyncio.create_task(run_outcome_job(ctx))
+    database = DatabaseWorkers(sessions, max_workers=1)
+    job = asyncio.create_task(run_outcome_job(database, settings))
     try:
         for _ in range(100):
             await asyncio.sleep(0.05)

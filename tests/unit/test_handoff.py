@@ -1,5 +1,5 @@
-"""The state machine in bot/handoff.py, driven like the chat socket and the agent API drive it,
-one transaction per step, with a frozen clock.
+"""The state machine in bot/handoff/machine.py, driven like the chat socket and the agent API
+drive it, one transaction per step, with a frozen clock.
 
 ``Sim`` is also the script runner of tests/unit/test_deflection.py.
 """
@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import handoff
-from bot.config import Settings
-from bot.conversations import append_message, create_conversation, events_of, messages_after
-from bot.db import transaction
-from bot.deflection import close_idle_conversations
-from bot.models import Conversation, QueueItem, User
-from bot.schemas import AnswerResult, Source
-from bot.users import create_user
+from bot.conversations.store import append_message, create_conversation, events_of, messages_after
+from bot.core.db import transaction
+from bot.core.models import Conversation, QueueItem, User
+from bot.core.schemas import AnswerResult, Source
+from bot.core.settings import Settings
+from bot.handoff import machine as handoff
+from bot.handoff.ledger import close_idle_conversations
+from bot.people.users import create_user
 
 # Monday 2026-11-23 10:00 UTC: inside the default business hours (Mon-Fri 09:00-17:00 UTC).
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

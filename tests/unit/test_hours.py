@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.hours import HoursError, parse_hours
+from bot.handoff.hours import HoursError, parse_hours
 
 BERLIN_WEEKDAYS = parse_hours("Mon-Fri 09:00-17:00; Sat 10:00-14:00", "Europe/Berlin")
 

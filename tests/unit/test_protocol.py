@@ -7,8 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.models import Message
-from bot.protocol import (
+from bot.conversations.frames import (
     ALL_FRAMES,
     CLIENT_TYPES,
     AckFrame,
@@ -23,6 +22,7 @@ from bot.protocol import (
     parse_client_frame,
     parse_server_frame,
 )
+from bot.core.models import Message
 
 
 def error_code(raw: str | bytes) -> str:

@@ -1,4 +1,4 @@
-"""docs/protocol.md documents every frame and every error code of bot/protocol.py.
+"""docs/protocol.md documents every frame and every error code of bot/conversations/frames.py.
 
 Outside clients are written from the doc, so a frame or a code that exists only in code is a
 contract nobody was told about.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import typing
 
-from bot.protocol import ALL_FRAMES, ErrorCode
+from bot.conversations.frames import ALL_FRAMES, ErrorCode
 from tests.conftest import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "protocol.md"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bot.chat import ChatConnection, ChatService, origin_allowed, uvicorn_ws_options
-from bot.config import Settings
-from bot.events import EventBus
+from bot.conversations.events import EventBus
+from bot.core.settings import Settings
+from bot.live.customer import ChatConnection, ChatService
+from bot.live.transport import origin_allowed, uvicorn_ws_options
 
 
 class FakeTransport:
@@ -29,9 +29,10 @@ class FakeTransport:
 
 def connection(**overrides: Any) -> tuple[ChatConnection, FakeTransport]:
     settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
-    ctx: Any = SimpleNamespace(settings=settings, events=EventBus(), extras={})
+    database: Any = None  # these frames are refused before they reach the store
+    service = ChatService(settings, database, EventBus(), answerer=None)
     transport = FakeTransport()
-    return ChatConnection(ChatService(ctx), transport, client_ip="10.0.0.1"), transport
+    return ChatConnection(service, transport, client_ip="10.0.0.1"), transport
 
 
 async def test_frame_over_the_byte_limit_closes_1009_even_below_uvicorns_cap() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ratelimit import KeyedLimiter, TokenBucket
+from bot.core.ratelimit import KeyedLimiter, TokenBucket
 
 
 class FakeClock:

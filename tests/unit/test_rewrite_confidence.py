@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.confidence import article_score, decide, is_customer_request
-from bot.retrieval import ArticleHit, tokenize
-from bot.rewrite import heuristic_rewrite, looks_dependent
-from bot.schemas import Turn
+from bot.core.schemas import Turn
+from bot.knowledge.answerability import article_score, decide, is_customer_request
+from bot.knowledge.retrieval import ArticleHit, tokenize
+from bot.knowledge.rewrite import heuristic_rewrite, looks_dependent
 
 
 def _hit(similarity: float, coverage: float) -> ArticleHit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.triggers import asks_for_human, detect, is_rephrase, is_strongly_frustrated
+from bot.handoff.triggers import asks_for_human, detect, is_rephrase, is_strongly_frustrated
 
 TOPICS = ["refund_dispute", "legal", "account_security"]
 

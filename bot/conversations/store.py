@@ -1,0 +1,276 @@
+"""The conversation store: conversations, their numbered messages, and their event history.
+
+Plain functions over a SQLAlchemy ``Session``; the caller owns the transaction, and a write is
+committed before anything is acknowledged to a client. Message numbers (``seq``) are allocated
+by one atomic ``UPDATE ... RETURNING`` on the conversation row, so concurrent writers (a
+customer socket, an agent, the bot) can never hand out the same number, on SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.core.models import Conversation, ConversationEvent, CsatRating, Feedback, Message, utcnow
+
+CONVERSATION_STATES = ("bot", "awaiting_human", "human", "resolved")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_conversation(
+    session: Session,
+    *,
+    visitor: dict[str, Any] | None = None,
+    origin: str | None = None,
+    now: datetime | None = None,
+) -> tuple[Conversation, str]:
+    """A new conversation in state ``bot``, and its resume token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = now or utcnow()
+    conversation = Conversation(
+        resume_token_hash=hash_token(token),
+        state="bot",
+        visitor=visitor,
+        origin=origin,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(conversation)
+    session.flush()
+    record_event(session, conversation.id, "created", {"origin": origin}, now=now)
+    return conversation, token
+
+
+def get_conversation(session: Session, conversation_id: str) -> Conversation | None:
+    return session.get(Conversation, conversation_id)
+
+
+def verify_resume(
+    session: Session,
+    conversation_id: str,
+    resume_token: str,
+    *,
+    max_age: timedelta,
+    now: datetime | None = None,
+) -> Conversation | None:
+    """The conversation if ``resume_token`` is its token and it was active within ``max_age``.
+
+    Comparison is constant-time; a wrong token and an unknown id are indistinguishable.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    candidate = hash_token(resume_token)
+    if conversation is None or not hmac.compare_digest(conversation.resume_token_hash, candidate):
+        return None
+    last_active = _aware(conversation.updated_at)
+    if (now or utcnow()) - last_active > max_age:
+        return None
+    return conversation
+
+
+def find_by_client_msg_id(
+    session: Session, conversation_id: str, client_msg_id: str
+) -> Message | None:
+    return session.scalar(
+        select(Message).where(
+            Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
+        )
+    )
+
+
+def next_seq(session: Session, conversation_id: str, now: datetime | None = None) -> int:
+    """Atomically reserve the conversation's next message number."""
+    seq = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(last_seq=Conversation.last_seq + 1, updated_at=now or utcnow())
+        .returning(Conversation.last_seq)
+    ).scalar_one()
+    return int(seq)
+
+
+def append_message(
+    session: Session,
+    conversation_id: str,
+    *,
+    role: str,
+    text: str,
+    client_msg_id: str | None = None,
+    reply_to: int | None = None,
+    author: str | None = None,
+    sources: Sequence[dict[str, Any]] | None = None,
+    confidence: float | None = None,
+    escalate: bool | None = None,
+    now: datetime | None = None,
+) -> tuple[Message, bool]:
+    """Store a message; returns ``(message, created)``.
+
+    With a ``client_msg_id`` the write is idempotent: a resend returns the stored message and
+    ``created=False``, so the caller acks the same ``seq`` and does not answer twice.
+    """
+    if client_msg_id is not None:
+        existing = find_by_client_msg_id(session, conversation_id, client_msg_id)
+        if existing is not None:
+            return existing, False
+    now = now or utcnow()
+    message = Message(
+        conversation_id=conversation_id,
+        seq=next_seq(session, conversation_id, now),
+        role=role,
+        text=text,
+        client_msg_id=client_msg_id,
+        reply_to=reply_to,
+        author=author,
+        sources=list(sources) if sources is not None else None,
+        confidence=confidence,
+        escalate=escalate,
+        created_at=now,
+    )
+    session.add(message)
+    if role == "customer":
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(last_customer_at=now)
+        )
+    session.flush()
+    return message, True
+
+
+def is_unanswered(session: Session, conversation_id: str, seq: int) -> bool:
+    """True when customer message ``seq`` is the conversation's last word and the bot holds it.
+
+    That only happens when the process stopped between storing a question and answering it.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    return conversation is not None and conversation.state == "bot" and conversation.last_seq == seq
+
+
+def messages_after(session: Session, conversation_id: str, last_seq: int = 0) -> list[Message]:
+    """Every message after ``last_seq``, in order: what a resuming client missed."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.seq > last_seq)
+            .order_by(Message.seq)
+        )
+    )
+
+
+def record_event(
+    session: Session,
+    conversation_id: str,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> ConversationEvent:
+    """Append to the conversation's history (state changes, handoff requests, feedback...)."""
+    event = ConversationEvent(
+        conversation_id=conversation_id, kind=kind, data=data, created_at=now or utcnow()
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def events_of(session: Session, conversation_id: str) -> list[ConversationEvent]:
+    return list(
+        session.scalars(
+            select(ConversationEvent)
+            .where(ConversationEvent.conversation_id == conversation_id)
+            .order_by(ConversationEvent.id)
+        )
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def message_by_seq(session: Session, conversation_id: str, seq: int) -> Message | None:
+    return session.scalar(
+        select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
+    )
+
+
+def recent_messages(
+    session: Session, conversation_id: str, *, before_seq: int, limit: int
+) -> list[Message]:
+    """The ``limit`` messages just before ``before_seq``, oldest first: the answerer's context."""
+    if limit <= 0:
+        return []
+    rows = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.seq < before_seq)
+        .order_by(Message.seq.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
+def record_feedback(
+    session: Session,
+    conversation_id: str,
+    seq: int,
+    helpful: bool,
+    *,
+    now: datetime | None = None,
+) -> Feedback | None:
+    """Store "was this helpful?" for bot message ``seq``; a second vote replaces the first.
+
+    Returns ``None`` when ``seq`` is not a bot message of this conversation (nothing stored).
+    """
+    target = message_by_seq(session, conversation_id, seq)
+    if target is None or target.role != "bot":
+        return None
+    now = now or utcnow()
+    feedback = session.scalar(
+        select(Feedback).where(
+            Feedback.conversation_id == conversation_id, Feedback.message_seq == seq
+        )
+    )
+    if feedback is None:
+        feedback = Feedback(
+            conversation_id=conversation_id, message_seq=seq, helpful=helpful, created_at=now
+        )
+        session.add(feedback)
+    else:
+        feedback.helpful = helpful
+        feedback.created_at = now
+    session.flush()
+    record_event(session, conversation_id, "feedback", {"seq": seq, "helpful": helpful}, now=now)
+    return feedback
+
+
+def record_csat(
+    session: Session,
+    conversation_id: str,
+    score: int,
+    comment: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> CsatRating:
+    """Store a 1-5 satisfaction score (every rating is kept; reports use the latest)."""
+    if not 1 <= score <= 5:
+        raise ValueError("CSAT score must be 1-5")
+    now = now or utcnow()
+    rating = CsatRating(
+        conversation_id=conversation_id, score=score, comment=comment, created_at=now
+    )
+    session.add(rating)
+    session.flush()
+    record_event(session, conversation_id, "csat", {"score": score}, now=now)
+    return rating

@@ -1,0 +1,531 @@
+"""Hybrid retrieval: dense (Chroma) + lexical (BM25) over the same chunks, fused, per article.
+
+Why both: the MiniLM embedder finds paraphrases ("money back" -> refunds) but blurs exact terms
+(product names, error codes, "VAT"); BM25 nails exact terms and misses paraphrases.
+
+Fusion is a weighted sum of per-article evidence, not reciprocal rank fusion: MiniLM cosines are
+on the same scale for every query, and BM25 divided by the query's best BM25 score is in [0, 1],
+so a weighted sum keeps *how much* better one article is, which ranks alone throw away. Each
+article is scored by its best chunk (cosine and BM25) and by its best single sentence or list
+item (cosine): a question usually matches one sentence, and in FAQ-style entries that are lists
+of example questions the best item is the nearest example question.
+
+The BM25 index lives in process memory and is rebuilt from ``collection.get()`` whenever the
+knowledge base changes: the ingest pipeline bumps an integer in ``{data_dir}/kb_generation`` after
+every change, and a per-query check of that number (plus the chunk count, for stores written
+without the counter) keeps the lexical side in step with Chroma. The service calls
+``invalidate()`` when it publishes an article itself.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+    from bot.core.settings import Settings
+    from ingest.embedder import Embedder
+
+RERANK_CANDIDATES = 20
+"""Articles whose sentences are compared with the question (the rest are cut)."""
+
+# Hybrid article score = SENTENCE_WEIGHT x best-sentence cosine + DENSE_WEIGHT x best-chunk
+# cosine + BM25_WEIGHT x (BM25 / the query's best BM25). Chosen on emanual-qa and banking77-oos
+# valid together and confirmed on MTRAG, which was not used to choose them (docs/evaluation.md):
+# with the title/heading unit, emanual-qa R@5 0.82 -> 0.87, banking77 R@1 0.82 -> 0.83 and MTRAG
+# R@5 0.97 -> 0.98 against reciprocal rank fusion.
+SENTENCE_WEIGHT = 1.0
+DENSE_WEIGHT = 0.5
+BM25_WEIGHT = 0.3
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+# Function words that carry no topic; kept short on purpose ("not", "no", "can't" stay out of it
+# because they change meaning and BM25's idf already discounts common words).
+STOPWORDS = frozenset(
+    """a an and are as at be been being but by can could did do does doing for from had has
+    have having he her here hers him his how i i'm if in into is it it's its me my of on or our
+    ours she so than that the their them then there these they this those to too us was we were
+    what when where which who whom why will with would you your yours i've i'd you're""".split()  # noqa: SIM905
+)
+
+
+def _stem(word: str) -> str:
+    """A deliberately tiny suffix stripper: plurals and -ing/-ed, enough to match
+    "refunds"/"refund" and "returning"/"return" without a stemming library."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, lightly stemmed terms for BM25 and term coverage."""
+    return [
+        _stem(word.replace("'", ""))
+        for word in _WORD.findall(text.lower())
+        if word not in STOPWORDS
+    ]
+
+
+@dataclass
+class ChunkHit:
+    """One chunk with its evidence from each retriever."""
+
+    chunk_id: str
+    text: str
+    metadata: dict[str, Any]
+    fused: float = 0.0
+    dense_similarity: float | None = None  # cosine similarity, None when Chroma did not return it
+    bm25: float = 0.0
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass
+class ArticleHit:
+    """An article, scored by its best chunk; its other matching chunks kept for the answer."""
+
+    article_id: str
+    title: str
+    url: str | None
+    fused: float
+    dense_similarity: float
+    term_coverage: float
+    chunks: list[ChunkHit] = field(default_factory=list)
+    sentence_similarity: float = 0.0  # best single sentence or list item, 0 when not computed
+    bm25: float = 0.0  # best chunk's BM25 score
+    heading_similarity: float = 0.0  # best title/heading line; ranks, not in the answer score
+
+    @property
+    def best_chunk(self) -> ChunkHit:
+        return self.chunks[0]
+
+
+class BM25:
+    """Okapi BM25 with Lucene's always-positive idf.
+
+    ``rank_bm25``'s Okapi idf turns negative for a term in more than half the chunks, so on a
+    knowledge base of one or two articles every match scored below zero; this one stays sane
+    from the first article on.
+    """
+
+    def __init__(self, corpus: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.size = len(corpus)
+        self.lengths = [len(doc) for doc in corpus]
+        self.avgdl = (sum(self.lengths) / self.size) if self.size else 0.0
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        for i, doc in enumerate(corpus):
+            counts: dict[str, int] = {}
+            for term in doc:
+                counts[term] = counts.get(term, 0) + 1
+            for term, tf in counts.items():
+                self.postings.setdefault(term, []).append((i, tf))
+        self.idf = {
+            term: math.log(1 + (self.size - len(p) + 0.5) / (len(p) + 0.5))
+            for term, p in self.postings.items()
+        }
+
+    def scores(self, query: Sequence[str]) -> dict[int, float]:
+        """Scores of the chunks that contain at least one query term."""
+        result: dict[int, float] = {}
+        for term in set(query):
+            idf = self.idf.get(term)
+            if idf is None:
+                continue
+            for i, tf in self.postings[term]:
+                norm = self.k1 * (1 - self.b + self.b * self.lengths[i] / (self.avgdl or 1.0))
+                result[i] = result.get(i, 0.0) + idf * tf * (self.k1 + 1) / (tf + norm)
+        return result
+
+
+@dataclass
+class _LexicalIndex:
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    bm25: BM25
+    key: tuple[int, int]
+    by_article: dict[str, list[int]] = field(default_factory=dict)
+    terms: dict[str, frozenset[str]] = field(default_factory=dict)  # chunk id -> its BM25 terms
+
+
+def chunk_search_text(text: str, metadata: dict[str, Any]) -> str:
+    """What BM25 indexes: the title and heading path with the chunk, so a question naming the
+    topic matches even a chunk whose body never repeats it."""
+    return f"{metadata.get('title', '')}\n{metadata.get('heading', '')}\n{text}"
+
+
+def _read_generation(settings: Settings) -> int:
+    try:
+        from ingest.pipeline import read_generation
+    except ImportError:  # pragma: no cover - the pipeline ships with the package
+        return 0
+    return int(read_generation(settings))
+
+
+class Retriever:
+    """Hybrid search over one Chroma collection, safe to share between requests."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        embedder: Embedder,
+        settings: Settings,
+        *,
+        generation: Callable[[], int] | None = None,
+        dense_weight: float = DENSE_WEIGHT,
+        bm25_weight: float = BM25_WEIGHT,
+        sentence_weight: float = SENTENCE_WEIGHT,
+    ) -> None:
+        self.collection = collection
+        self.embedder = embedder
+        self.settings = settings
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self._generation = generation or (lambda: _read_generation(settings))
+        self.sentence_weight = sentence_weight
+        self._index: _LexicalIndex | None = None
+        self._lock = threading.Lock()
+        # chunk id -> (chunk text, vectors of [title/heading?, *sentences], has title/heading)
+        self._sentence_vectors: dict[str, tuple[str, Any, bool]] = {}
+
+    # --- keeping BM25 in step with Chroma ------------------------------------------------------
+    def invalidate(self) -> None:
+        """Forget the lexical index; the next query rebuilds it (call after publishing)."""
+        with self._lock:
+            self._index = None
+
+    def _current_key(self) -> tuple[int, int]:
+        return (self._generation(), self.collection.count())
+
+    def _lexical(self) -> _LexicalIndex:
+        key = self._current_key()
+        with self._lock:
+            if self._index is not None and self._index.key == key:
+                return self._index
+            self._index = self._build_index(key)
+            return self._index
+
+    def _build_index(self, key: tuple[int, int]) -> _LexicalIndex:
+        got = self.collection.get(include=["documents", "metadatas"])
+        ids: list[str] = []
+        texts: list[str] = []
+        metadatas: list[dict[str, Any]] = []
+        for chunk_id, text, metadata in zip(
+            got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
+        ):
+            meta = dict(metadata or {})
+            if str(meta.get("visibility") or "public") != "public":
+                continue
+            ids.append(chunk_id)
+            texts.append(text or "")
+            metadatas.append(meta)
+        tokenized = [
+            tokenize(chunk_search_text(t, m)) for t, m in zip(texts, metadatas, strict=True)
+        ]
+        by_article: dict[str, list[int]] = {}
+        for i, meta in enumerate(metadatas):
+            by_article.setdefault(_article_id(meta), []).append(i)
+        # Vectors are checked against the chunk text on use, so only removed chunks go here:
+        # an edit re-embeds the edited chunks, not the whole knowledge base.
+        live = set(ids)
+        for stale in [chunk_id for chunk_id in self._sentence_vectors if chunk_id not in live]:
+            self._sentence_vectors.pop(stale, None)
+        terms = {chunk_id: frozenset(t) for chunk_id, t in zip(ids, tokenized, strict=True)}
+        return _LexicalIndex(ids, texts, metadatas, BM25(tokenized), key, by_article, terms)
+
+    # --- search -----------------------------------------------------------------------------
+    def article_chunks(self, article_id: str) -> list[ChunkHit]:
+        """Every public chunk of one article in reading order (for composing the answer)."""
+        index = self._lexical()
+        chunks = [
+            ChunkHit(chunk_id, text, meta)
+            for chunk_id, text, meta in zip(index.ids, index.texts, index.metadatas, strict=True)
+            if str(meta.get("article_id") or meta.get("source")) == article_id
+        ]
+        chunks.sort(key=lambda c: int(c.metadata.get("chunk_index") or 0))
+        return chunks
+
+    def search(
+        self, query: str, *, k_articles: int | None = None, mode: str = "hybrid"
+    ) -> list[ArticleHit]:
+        """Articles best first. ``mode`` is ``hybrid`` (the product), or ``dense``/``bm25`` for
+        the baselines the quality bench reports beside it."""
+        index = self._lexical()
+        if not index.ids or not query.strip():
+            return []
+        hits: dict[str, ChunkHit] = {}
+        vector: list[float] | None = None
+        if mode in ("hybrid", "dense"):
+            vector = self.embedder.embed_query(query)
+            self._dense(vector, hits)
+        if mode in ("hybrid", "bm25"):
+            self._bm25(query, index, hits)
+        k = self.settings.retrieval_rrf_k
+        for hit in hits.values():  # orders chunks within an article (and the baselines)
+            if hit.dense_rank is not None:
+                hit.fused += 1.0 / (k + hit.dense_rank)
+            if hit.bm25_rank is not None:
+                hit.fused += 1.0 / (k + hit.bm25_rank)
+        limit = k_articles or self.settings.retrieval_articles
+        candidates = self._group(query, list(hits.values()), index)
+        if mode != "hybrid":
+            candidates = candidates[: max(limit, RERANK_CANDIDATES)]
+            if vector is not None:
+                self._fill_dense(vector, candidates)
+            return candidates[:limit]
+        assert vector is not None
+        # Weighted fusion of calibrated evidence: cosine similarities are comparable across
+        # queries, BM25 is scaled by the query's best article. Stage 1 (chunk cosine + BM25)
+        # picks the candidates; stage 2 adds each candidate's best sentence.
+        self._fill_dense(vector, candidates)
+        best_bm25 = max((a.bm25 for a in candidates), default=0.0) or 1.0
+        for article in candidates:
+            article.fused = (
+                self.dense_weight + self.sentence_weight
+            ) * article.dense_similarity + self.bm25_weight * article.bm25 / best_bm25
+        candidates.sort(key=lambda a: -a.fused)
+        candidates = candidates[: max(limit, RERANK_CANDIDATES)]
+        if self.sentence_weight > 0:
+            self._sentence_similarity(vector, candidates, index)
+        for article in candidates:
+            article.fused = (
+                self.sentence_weight * max(article.sentence_similarity, article.heading_similarity)
+                + self.dense_weight * article.dense_similarity
+                + self.bm25_weight * article.bm25 / best_bm25
+            )
+        candidates.sort(key=lambda a: -a.fused)
+        return candidates[:limit]
+
+    def _dense(self, vector: list[float], hits: dict[str, ChunkHit]) -> None:
+        n = min(self.settings.retrieval_dense_k, self.collection.count())
+        if n <= 0:
+            return
+        result = self.collection.query(
+            query_embeddings=[vector],  # type: ignore[arg-type]
+            n_results=n,
+            include=["documents", "metadatas", "distances"],
+        )
+        ids = result["ids"][0]
+        docs = (result["documents"] or [[]])[0]
+        metas = (result["metadatas"] or [[]])[0]
+        dists = (result["distances"] or [[]])[0]
+        rank = 0
+        for chunk_id, text, meta, dist in zip(ids, docs, metas, dists, strict=False):
+            metadata = dict(meta or {})
+            if str(metadata.get("visibility") or "public") != "public":
+                continue
+            rank += 1
+            hit = hits.setdefault(chunk_id, ChunkHit(chunk_id, text or "", metadata))
+            hit.dense_rank = rank
+            hit.dense_similarity = 1.0 - float(dist)  # the collection uses cosine distance
+
+    def _bm25(self, query: str, index: _LexicalIndex, hits: dict[str, ChunkHit]) -> None:
+        scores = index.bm25.scores(tokenize(query))
+        order = sorted(scores, key=lambda i: -scores[i])
+        for rank, i in enumerate(order[: self.settings.retrieval_bm25_k], start=1):
+            hit = hits.setdefault(
+                index.ids[i], ChunkHit(index.ids[i], index.texts[i], index.metadatas[i])
+            )
+            hit.bm25_rank = rank
+            hit.bm25 = float(scores[i])
+
+    def _group(
+        self,
+        query: str,
+        chunk_hits: list[ChunkHit],
+        index: _LexicalIndex,
+    ) -> list[ArticleHit]:
+        by_article: dict[str, list[ChunkHit]] = {}
+        for hit in chunk_hits:
+            article_id = _article_id(hit.metadata)
+            by_article.setdefault(article_id, []).append(hit)
+        query_terms = set(tokenize(query))
+        articles: list[ArticleHit] = []
+        for article_id, group in by_article.items():
+            group.sort(key=lambda h: -h.fused)
+            # The best chunk alone decides: RRF scores of neighbouring ranks differ by little,
+            # so any bonus for extra matching chunks would favour long articles over the right one.
+            fused = group[0].fused
+            meta = group[0].metadata
+            articles.append(
+                ArticleHit(
+                    article_id=article_id,
+                    title=str(meta.get("title") or article_id),
+                    url=str(meta.get("url")) or None,
+                    fused=fused,
+                    dense_similarity=max((h.dense_similarity or 0.0) for h in group),
+                    term_coverage=_coverage(query_terms, group, index),
+                    bm25=max(h.bm25 for h in group),
+                    chunks=group,
+                )
+            )
+        articles.sort(key=lambda a: -a.fused)
+        return articles
+
+    def _fill_dense(self, vector: list[float], articles: Sequence[ArticleHit]) -> None:
+        """Cosine similarity for chunks only BM25 found, from the vectors Chroma already stores,
+        so every kept article has dense evidence for the answerability score."""
+        import numpy as np
+
+        missing = [h for a in articles for h in a.chunks if h.dense_similarity is None]
+        if not missing:
+            return
+        got = self.collection.get(ids=[h.chunk_id for h in missing], include=["embeddings"])
+        stored = dict(
+            zip(
+                got["ids"], got["embeddings"] if got["embeddings"] is not None else [], strict=False
+            )
+        )
+        q = np.asarray(vector, dtype=np.float32)
+        for hit in missing:
+            emb = stored.get(hit.chunk_id)
+            if emb is not None:
+                hit.dense_similarity = float(np.asarray(emb, dtype=np.float32) @ q)
+        for article in articles:
+            article.dense_similarity = max((h.dense_similarity or 0.0) for h in article.chunks)
+
+    def _sentence_similarity(
+        self, vector: list[float], candidates: Sequence[ArticleHit], index: _LexicalIndex
+    ) -> None:
+        """Each candidate's best single sentence or list item against the question.
+
+        A chunk vector averages everything in the chunk; a question usually matches one
+        sentence or one listed example. Sentence vectors are computed the first time an
+        article is a candidate and kept until the knowledge base changes.
+        """
+        import numpy as np
+
+        rows = [i for hit in candidates for i in index.by_article.get(hit.article_id, [])]
+        self._ensure_sentence_vectors(index, rows)
+        q = np.asarray(vector, dtype=np.float32)
+        self._score_candidates(q, candidates, index)
+
+    def _ensure_sentence_vectors(self, index: _LexicalIndex, rows: Iterable[int]) -> None:
+        """Embed the sentences of the chunks at ``rows`` that are not cached yet."""
+        import numpy as np
+
+        missing = []
+        for i in rows:
+            cached = self._sentence_vectors.get(index.ids[i])
+            if cached is None or cached[0] != index.texts[i]:
+                missing.append(i)
+        if missing:
+            units: list[list[str]] = []
+            for i in missing:
+                heading = _heading_text(index.texts[i], index.metadatas[i])
+                body = split_sentences(_body(index.texts[i], index.metadatas[i]))
+                units.append([heading, *body] if heading else ["", *body])
+            flat = [u for group in units for u in group if u]
+            vectors = np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else None
+            start = 0
+            for i, group in zip(missing, units, strict=True):
+                size = sum(1 for u in group if u)
+                block = vectors[start : start + size] if vectors is not None else None
+                self._sentence_vectors[index.ids[i]] = (index.texts[i], block, bool(group[0]))
+                start += size
+
+    def warm_up(self, article_id: str | None = None) -> None:
+        """Embed the sentences of one article (or all) now, so the first customers after a
+        start do not wait for it."""
+        index = self._lexical()
+        rows = range(len(index.ids)) if article_id is None else index.by_article.get(article_id, [])
+        self._ensure_sentence_vectors(index, rows)
+
+    def article_titles(self) -> dict[str, str]:
+        """Article id -> title, for every public article in the index."""
+        index = self._lexical()
+        return {
+            article_id: str(index.metadatas[rows[0]].get("title") or article_id)
+            for article_id, rows in index.by_article.items()
+        }
+
+    def _score_candidates(
+        self, q: Any, candidates: Sequence[ArticleHit], index: _LexicalIndex
+    ) -> None:
+        for article in candidates:
+            best = article.dense_similarity
+            heading_best = 0.0
+            for i in index.by_article.get(article.article_id, []):
+                cached = self._sentence_vectors.get(index.ids[i])
+                if cached is None:  # pruned by a concurrent rebuild after a KB change
+                    continue
+                _, block, has_heading = cached
+                if block is None or not len(block):
+                    continue
+                sims = block @ q
+                if has_heading:
+                    heading_best = max(heading_best, float(sims[0]))
+                    sims = sims[1:]
+                if len(sims):
+                    best = max(best, float(sims.max()))
+            article.sentence_similarity = best
+            article.heading_similarity = heading_best
+
+
+def _article_id(metadata: dict[str, Any]) -> str:
+    return str(metadata.get("article_id") or metadata.get("source") or "")
+
+
+def _heading_text(text: str, metadata: dict[str, Any]) -> str:
+    """The title and heading path the chunker put before the body (one unit of its own: a
+    question often names the topic the way the title does, "set the clock" vs. "Setting the
+    current time")."""
+    start = metadata.get("body_start")
+    if isinstance(start, int) and 0 < start <= len(text):
+        prefix = text[:start]
+    else:
+        prefix = f"{metadata.get('title') or ''}\n{metadata.get('heading') or ''}"
+    return " - ".join(line.strip() for line in prefix.split("\n") if line.strip())
+
+
+def _body(text: str, metadata: dict[str, Any]) -> str:
+    """Chunk text without the title/heading prefix (``body_start`` from the chunker)."""
+    start = metadata.get("body_start")
+    return text[start:] if isinstance(start, int) and 0 <= start <= len(text) else text
+
+
+_ITEM_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*]?[A-Z0-9])")
+
+
+def split_sentences(text: str, min_chars: int = 12) -> list[str]:
+    """Lines and sentences of a chunk body: the units a question is matched against."""
+    units: list[str] = []
+    for line in text.split("\n"):
+        line = _ITEM_MARKER.sub("", line).strip()
+        units.extend(u.strip() for u in _SENTENCE_BREAK.split(line) if len(u.strip()) >= min_chars)
+    return units
+
+
+def _coverage(query_terms: set[str], group: list[ChunkHit], index: _LexicalIndex) -> float:
+    """Share of the question's idf weight found in the article's matching chunks and title.
+
+    Out-of-scope questions that land on a near-miss article usually lack the rare terms.
+    """
+    if not query_terms:
+        return 0.0
+    present: set[str] = set()
+    for hit in group:
+        terms = index.terms.get(hit.chunk_id)
+        if terms is None:
+            terms = frozenset(tokenize(chunk_search_text(hit.text, hit.metadata)))
+        present |= terms
+    idf = index.bm25.idf
+    default_idf = max(idf.values(), default=1.0)
+    total = sum(idf.get(t, default_idf) for t in query_terms)
+    found = sum(idf.get(t, default_idf) for t in query_terms if t in present)
+    return found / total if total else 0.0

@@ -1,0 +1,126 @@
+"""The FastAPI application factory and its lifespan: the composition root.
+
+Expensive things (the embedder, the Chroma collection, the database engine) are created once in
+the lifespan and kept on ``app.state.ctx`` (an :class:`~bot.web.context.AppContext`); routes reach
+them through :mod:`bot.web.deps`. Heavy libraries are imported inside :func:`build_context`, so
+importing the app (and the CLI that imports it) stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+
+from bot import __version__
+from bot.core.settings import Settings, get_settings
+from bot.web.context import AppContext
+from bot.web.deps import ContextDep
+from bot.web.routes import agents, ask, auth, chat, widget
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Open every resource the service needs; fails fast on a misconfiguration."""
+    from bot.conversations.events import EventBus
+    from bot.core.db import DatabaseWorkers, make_engine, make_session_factory
+    from bot.core.migrate import upgrade_database
+    from bot.knowledge.answerers import build_answerer
+    from bot.live.customer import ChatService
+    from ingest.embedder import get_embedder
+    from ingest.store import open_client, open_collection
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_secret_key()
+    embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    collection = open_collection(open_client(settings), settings.collection, embedder)
+    engine = make_engine(settings.effective_database_url)
+    upgrade_database(engine)
+    sessions = make_session_factory(engine)
+    database = DatabaseWorkers(sessions)
+    events = EventBus()
+    answerer = build_answerer(settings, collection, embedder)
+    return AppContext(
+        settings=settings,
+        embedder=embedder,
+        collection=collection,
+        engine=engine,
+        sessions=sessions,
+        database=database,
+        events=events,
+        retriever=answerer.retriever,
+        answerer=answerer,
+        chat=ChatService(settings, database, events, answerer),
+    )
+
+
+async def _warm_up(warm_up: Callable[[threading.Event], None], stop: threading.Event) -> None:
+    """Precompute what the first questions would otherwise wait for; a failure only costs
+    speed, so it is logged, never raised."""
+    try:
+        await asyncio.to_thread(warm_up, stop)
+    except Exception:
+        log.exception("warm-up failed; answers compute lazily instead")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Tests pass their own ``Settings``; production reads the environment."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from bot.handoff.ledger import run_outcome_job
+        from bot.handoff.machine import attach_event_bus
+
+        ctx = build_context(settings)
+        app.state.ctx = ctx
+        attach_event_bus(ctx.engine, ctx.events)  # queue notices -> agent consoles
+        outcome_job = asyncio.create_task(
+            run_outcome_job(ctx.database, ctx.settings), name="outcome-job"
+        )
+        stop_warming = threading.Event()
+        warm_up = getattr(ctx.answerer, "warm_up", None)
+        warming = (
+            asyncio.create_task(_warm_up(warm_up, stop_warming), name="warm-up")
+            if warm_up
+            else None
+        )
+        app.state.warming = warming
+        try:
+            yield
+        finally:
+            stop_warming.set()
+            for task in (outcome_job, warming):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+            ctx.database.close()
+            ctx.engine.dispose()
+
+    app = FastAPI(
+        title="Supportbot",
+        version=__version__,
+        description="Self-hosted AI support chatbot: cited answers, human handoff, deflection.",
+        lifespan=lifespan,
+    )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(ctx: ContextDep) -> dict[str, str | bool]:
+        """Liveness: the process is up and its lifespan finished. ``warm`` turns true once the
+        start-up warm-up has embedded the knowledge base's sentences (answers are fastest)."""
+        warming: asyncio.Task[None] | None = getattr(app.state, "warming", None)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "warm": warming is None or warming.done(),
+        }
+
+    for module in (widget, ask, chat, auth, agents):
+        app.include_router(module.router)
+    return app

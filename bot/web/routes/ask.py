@@ -1,0 +1,66 @@
+"""``POST /api/ask``: one stateless answer, the same one the chat would give.
+
+The route only validates and delegates; answering lives in ``bot.knowledge.answerers``.
+Questions are capped (``max_question_chars``): a 10,000-character paste is not a question, and it
+would cost an embedding pass and an LLM prompt for nothing.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field, field_validator
+
+from bot.core.schemas import AnswerResult, Turn
+from bot.web.deps import ContextDep
+
+router = APIRouter(prefix="/api", tags=["answers"])
+
+MAX_HISTORY_TURNS = 50
+
+
+class AskRequest(BaseModel):
+    """A question, optionally with the conversation so far (oldest first)."""
+
+    question: str = Field(description="The customer's question.", examples=["How do I return?"])
+    history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("question must not be empty")
+        return value
+
+
+@router.post(
+    "/ask",
+    response_model=AnswerResult,
+    summary="Answer one question from the help-center articles",
+    responses={422: {"description": "Empty, too long or malformed question"}},
+)
+async def ask(body: AskRequest, ctx: ContextDep) -> AnswerResult:
+    """The answer with its sources, or ``escalate: true`` and the reason a person should take
+    it. ``confidence`` is the answerability score the escalation threshold applies to."""
+    limit = ctx.settings.max_question_chars
+    if len(body.question) > limit:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {
+                    "loc": ["body", "question"],
+                    "msg": f"question is too long: {len(body.question)} characters, the limit "
+                    f"is {limit}",
+                    "type": "string_too_long",
+                }
+            ],
+        )
+    if ctx.answerer is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the answerer is not ready")
+    result: AnswerResult | None = None
+    async for item in ctx.answerer.stream(body.question, body.history):
+        if isinstance(item, AnswerResult):
+            result = item
+    if result is None:  # pragma: no cover - every answerer ends with a result
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "no answer was produced")
+    return result

@@ -1,0 +1,90 @@
+"""Sign-in and sign-out for the pages (the API uses bearer tokens instead).
+
+The sign-in form is protected against login CSRF with a double-submit token (a random value in
+an HttpOnly ``SameSite=Lax`` cookie that the form must echo); sign-out needs the session's CSRF
+token, so another site cannot sign an agent out either.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from bot.people.credentials import (
+    clear_session_cookie,
+    csrf_ok,
+    safe_next,
+    set_session_cookie,
+)
+from bot.people.users import authenticate
+from bot.web.deps import SessionDep, SettingsDep
+from bot.web.guards import LOGIN_CSRF_COOKIE, principal_from_request
+
+router = APIRouter(tags=["auth"], include_in_schema=False)
+# The pages' templates (bot/web/templates), shared with the agent console.
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+
+
+def _login_page(request: Request, next_url: str, error: str | None, status: int) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {"csrf": token, "next": next_url, "error": error, "title": "Sign in", "user": None},
+        status_code=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", path="/login"
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:
+    """The sign-in form."""
+    return _login_page(request, safe_next(next), None, 200)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/agent",
+) -> Response:
+    """Check the password; on success set the session cookie and go where the user wanted."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf):
+        return _login_page(request, safe_next(next), "Your form expired; please try again.", 400)
+    user = authenticate(session, email, password)
+    if user is None:
+        return _login_page(request, safe_next(next), "Wrong e-mail address or password.", 401)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_session_cookie(response, user, settings)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Clear the session cookie (needs the session's CSRF token)."""
+    principal = principal_from_request(request, session)
+    if principal is not None and not csrf_ok(principal, csrf):
+        return Response("missing or wrong CSRF token", status_code=403)
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response, settings)
+    return response

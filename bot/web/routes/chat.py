@@ -1,0 +1,25 @@
+"""``/ws/chat``: the customer chat socket. Thin: the origin check at the handshake, then
+:func:`bot.live.customer.serve_chat` does the protocol (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from bot.conversations.frames import CLOSE_POLICY_VIOLATION
+from bot.live.customer import serve_chat
+from bot.live.transport import StarletteTransport, origin_allowed
+from bot.web.deps import ContextDep
+
+router = APIRouter(tags=["chat"])
+
+
+@router.websocket("/ws/chat")
+async def chat_socket(websocket: WebSocket, ctx: ContextDep) -> None:
+    """Customer chat. Refused with HTTP 403 (close 1008) when the page's origin is not allowed."""
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, ctx.settings.allowed_origins, websocket.headers.get("host")):
+        await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="origin not allowed")
+        return
+    await websocket.accept()
+    client_ip = websocket.client.host if websocket.client else "unknown"
+    await serve_chat(ctx.chat, StarletteTransport(websocket), client_ip=client_ip, origin=origin)
