@@ -5,6 +5,7 @@
 - ``bot.people``: users and credentials
 - ``bot.conversations``: frames, the conversation store, the event bus
 - ``bot.handoff``: triggers, business hours, the state machine, the deflection ledger
+- ``bot.reports``: report figures over the ledger and stored messages, their CSV and CLI
 - ``bot.live``: the customer and agent socket sessions
 - ``bot.web``: the FastAPI app, routes, pages
 - ``bot.cli``: the ``supportbot`` command

@@ -1,7 +1,9 @@
 """The ``supportbot`` command line.
 
 Commands stay thin: they parse arguments, build ``Settings`` and call plain functions.
-Heavy imports (torch, Chroma) happen inside the commands so ``supportbot --help`` is instant.
+Heavy imports (torch, sentence-transformers, Chroma, LangChain) happen inside the commands that
+use them, so ``--help`` and ``supportbot user`` start at once;
+``tests/unit/test_startup_imports.py`` fails when a module-level import brings one back.
 """
 
 from __future__ import annotations
@@ -28,17 +30,31 @@ def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default from settings)."),
     port: int | None = typer.Option(None, help="Port to listen on (default from settings)."),
 ) -> None:
-    """Run the service: chat WebSocket, /api/ask, agent console, widget demo page at /."""
+    """Run the service: chat WebSocket, /api/ask, agent console, widget demo page at /.
+
+    The service is the one writer of its data directory while it runs (`supportbot ingest`
+    hands its work to it); a second service on the same data directory is refused.
+    """
+    from ingest.locking import read_service_info, running_service_message, service_running
+
+    settings = get_settings()
+    if service_running(settings.data_dir):  # the lifespan refuses too; this says it before
+        message = running_service_message(settings.data_dir, read_service_info(settings.data_dir))
+        typer.echo(f"supportbot serve: {message}", err=True)
+        raise typer.Exit(1)
+
     import uvicorn
 
     from bot.live.transport import uvicorn_ws_options
     from bot.web.app import create_app
 
-    settings = get_settings()
+    # The service records where it listens (service.json) from these two settings.
+    settings.host = host or settings.host
+    settings.port = port if port is not None else settings.port
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level="info",
         **uvicorn_ws_options(settings),  # frame cap (1009) and server pings
     )
@@ -58,3 +74,15 @@ from bot.knowledge.cli import ask_command, eval_command  # noqa: E402  (heavy im
 
 app.command("ask")(ask_command)
 app.command("eval")(eval_command)
+
+from bot.reports.cli import report_command  # noqa: E402  (light: no torch, Chroma or embedder)
+
+app.command("report")(report_command)
+
+from bot.reports.demo_data import demo_data_command  # noqa: E402  (light: no torch or Chroma)
+
+app.command("demo-data")(demo_data_command)
+
+
+if __name__ == "__main__":  # ``python -m bot.cli``: the same as the ``supportbot`` script
+    app()

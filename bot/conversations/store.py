@@ -18,9 +18,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.core.models import Conversation, ConversationEvent, CsatRating, Feedback, Message, utcnow
-
-CONVERSATION_STATES = ("bot", "awaiting_human", "human", "resolved")
+from bot.core.clock import aware, utcnow
+from bot.core.models import Conversation, ConversationEvent, CsatRating, Feedback, Message
 
 
 def hash_token(token: str) -> str:
@@ -71,7 +70,7 @@ def verify_resume(
     candidate = hash_token(resume_token)
     if conversation is None or not hmac.compare_digest(conversation.resume_token_hash, candidate):
         return None
-    last_active = _aware(conversation.updated_at)
+    last_active = aware(conversation.updated_at)
     if (now or utcnow()) - last_active > max_age:
         return None
     return conversation
@@ -193,13 +192,6 @@ def events_of(session: Session, conversation_id: str) -> list[ConversationEvent]
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def message_by_seq(session: Session, conversation_id: str, seq: int) -> Message | None:
     return session.scalar(
         select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
@@ -261,16 +253,25 @@ def record_csat(
     score: int,
     comment: str | None = None,
     *,
+    ces: int | None = None,
     now: datetime | None = None,
 ) -> CsatRating:
-    """Store a 1-5 satisfaction score (every rating is kept; reports use the latest)."""
+    """Store a 1-5 satisfaction score and, optionally, a 1-7 effort score (CES).
+
+    Every rating is kept; reports use the latest score and the latest effort answer. The survey
+    sends the score first and the score again with the effort answer, so a customer who leaves
+    after the first question still counts for CSAT.
+    """
     if not 1 <= score <= 5:
         raise ValueError("CSAT score must be 1-5")
+    if ces is not None and not 1 <= ces <= 7:
+        raise ValueError("CES score must be 1-7")
     now = now or utcnow()
     rating = CsatRating(
-        conversation_id=conversation_id, score=score, comment=comment, created_at=now
+        conversation_id=conversation_id, score=score, comment=comment, ces=ces, created_at=now
     )
     session.add(rating)
     session.flush()
-    record_event(session, conversation_id, "csat", {"score": score}, now=now)
+    data: dict[str, Any] = {"score": score} if ces is None else {"score": score, "ces": ces}
+    record_event(session, conversation_id, "csat", data, now=now)
     return rating

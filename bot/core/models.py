@@ -8,7 +8,7 @@ of state is also an ``events`` row, so outcomes and reports can be recomputed fr
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,11 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from bot.core.clock import utcnow
 from bot.core.db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -163,6 +160,9 @@ class CsatRating(Base):
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Customer effort, 1 (very hard) to 7 (very easy): "how easy was it to get help?" Optional:
+    # the survey asks it after the score, and older clients never send it.
+    ces: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(Base):
@@ -175,4 +175,32 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # agent | lead | admin
     password_hash: Mapped[str | None] = mapped_column(String(255))
     token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ArticleVersion(Base):
+    """One change to a knowledge-base article made through the admin API: the audit trail and
+    the version store in one.
+
+    ``content`` is the whole article file after the change (front matter and Markdown), so any
+    version can be shown or restored; a deletion keeps none (the version before it has it).
+    When a file was changed on disk since the last API change (an editor plus ``supportbot
+    ingest``), a ``file`` row keeps that content first, so the previous version is never lost.
+    """
+
+    __tablename__ = "article_versions"
+    __table_args__ = (
+        UniqueConstraint("article_id", "version", name="uq_article_versions_article_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per article
+    action: Mapped[str] = mapped_column(String(16))  # create|update|upload|delete|restore|file
+    title: Mapped[str | None] = mapped_column(String(300))
+    path: Mapped[str | None] = mapped_column(String(400))  # under kb_path, e.g. billing/refunds.md
+    content: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of content
+    previous_hash: Mapped[str | None] = mapped_column(String(64))  # of the file it replaced
+    actor: Mapped[str | None] = mapped_column(String(320))  # the admin's email; None for files
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -18,6 +18,7 @@ EscalationReason = Literal[
     "sensitive_topic",
     "repeated_failure",
     "frustration",
+    "error",  # the answerer or the vector store failed: something went wrong on our side
 ]
 
 

@@ -36,13 +36,31 @@ class Settings(BaseSettings):
 
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Holds Chroma, the ingest ledger, the DB.")
-    kb_path: Path = Field(Path("kb_articles"), description="Default articles folder to ingest.")
+    kb_path: Path = Field(
+        Path("kb_articles"),
+        description="The articles folder: what `supportbot ingest` indexes by default, and where "
+        "the admin API writes articles (one Markdown file each).",
+    )
     chroma_url: str | None = Field(
         None, description="Chroma server URL (http://host:8000); embedded store when unset."
     )
     collection: str = Field("supportbot_kb", description="Chroma collection name.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; SQLite file in the data directory when unset."
+    )
+    ingest_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="A starting service waits this long for a running ingest to finish, then "
+        "refuses to start; knowledge-base writes inside the service wait as long for each other.",
+    )
+
+    # --- admin API (/api/admin: articles as files under kb_path) ---------------------------
+    kb_max_article_bytes: int = Field(
+        200_000,
+        ge=1_000,
+        le=2_000_000,
+        description="Largest article body (UTF-8 bytes) the admin API accepts; larger is a 413.",
     )
 
     # --- models ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Handoff: who answers a conversation and how it ends.
 
-Owns: the triggers read from customer messages, business hours, the conversation state machine
+Owns: the signals read from customer messages (triggers), business hours, the escalation policy
+(the one place a verdict and the signals become a decision), the conversation state machine
 (``bot -> awaiting_human -> human -> resolved``, with the queue), the deflection ledger
 (outcomes) and the queue's read models.
 May import: ``bot.core``, ``bot.knowledge``, ``bot.people``, ``bot.conversations``.

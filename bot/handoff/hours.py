@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from bot.core.clock import aware
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ALWAYS = {"24/7", "always", ""}
@@ -44,7 +46,7 @@ class BusinessHours:
     def is_open(self, now: datetime) -> bool:
         if self.always_open:
             return True
-        local = _aware(now).astimezone(self.tz)
+        local = aware(now).astimezone(self.tz)
         return any(
             w.weekday == local.weekday() and w.start <= local.time() < w.end for w in self.windows
         )
@@ -52,10 +54,10 @@ class BusinessHours:
     def next_opening(self, now: datetime) -> datetime | None:
         """The next moment someone is there (``now`` itself when open); ``None`` if never."""
         if self.is_open(now):
-            return _aware(now)
+            return aware(now)
         if not self.windows:
             return None
-        local = _aware(now).astimezone(self.tz)
+        local = aware(now).astimezone(self.tz)
         for offset in range(8):
             day = local.date() + timedelta(days=offset)
             starts = sorted(w.start for w in self.windows if w.weekday == day.weekday())
@@ -70,7 +72,7 @@ class BusinessHours:
         opening = self.next_opening(now)
         if opening is None:
             return "as soon as possible"
-        local_now = _aware(now).astimezone(self.tz)
+        local_now = aware(now).astimezone(self.tz)
         days = (opening.date() - local_now.date()).days
         when = opening.strftime("%H:%M")
         if days == 0:
@@ -131,7 +133,3 @@ def _time(text: str) -> time:
     if not (0 <= hours < 24 and 0 <= minutes < 60):
         raise HoursError(f"bad time {text!r}")
     return time(hours, minutes)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

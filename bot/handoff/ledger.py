@@ -1,7 +1,7 @@
 """The deflection ledger: one ``Outcome`` row per ended conversation.
 
 The rules, which :func:`derive_outcome` applies to a conversation's stored messages and events
-and which the incremental hooks (``note_*``, called by :mod:`bot.handoff.machine`) and the
+and which :func:`record` (fed every event the state machine writes, as it writes it) and the
 periodic job (:func:`close_idle_conversations`) maintain as things happen:
 
 * ``escalated`` (+ the first escalation's reason) as soon as the conversation is handed to the
@@ -28,14 +28,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.core.models import Conversation, ConversationEvent, Message, Outcome, utcnow
-from bot.handoff.triggers import REPHRASE_THRESHOLD, similarity
+from bot.core.clock import aware, utcnow
+from bot.core.models import Conversation, ConversationEvent, Message, Outcome
+from bot.handoff.triggers import REPHRASE_THRESHOLD
+from bot.knowledge.text import content_similarity
 
 if TYPE_CHECKING:
     from bot.core.db import DatabaseWorkers
@@ -200,7 +202,7 @@ def _returned_with_same_problem(
             if aware(message.created_at) > closes_at:
                 break
             if message.role == "customer" and any(
-                similarity(old.text, message.text) >= REPHRASE_THRESHOLD for old in customer
+                content_similarity(old.text, message.text) >= REPHRASE_THRESHOLD for old in customer
             ):
                 return True
             if (
@@ -248,7 +250,33 @@ def ledger(session: Session) -> dict[str, OutcomeRecord]:
 # --- incremental ------------------------------------------------------------------------------
 
 
-def note_escalated(session: Session, conv: Conversation, reason: str, *, now: datetime) -> None:
+def record(
+    session: Session,
+    conv: Conversation,
+    kind: str,
+    data: dict[str, Any] | None,
+    *,
+    now: datetime,
+    window_hours: float = 24.0,
+) -> None:
+    """Bring the ledger up to date with one event of the conversation's history.
+
+    The state machine passes every event it writes, so the ledger follows the same history
+    :func:`derive_outcome` reads; events that decide nothing are ignored.
+    """
+    data = data or {}
+    if kind == "escalated":
+        _escalated(session, conv, str(data.get("reason")), now=now)
+    elif kind == "agent_reply":
+        _human_replied(session, conv, now=now)
+    elif kind == "state" and data.get("to") == "resolved":
+        _resolved(session, conv, now=now)
+    elif kind == "feedback":
+        helpful = bool(data.get("helpful"))
+        _feedback(session, conv, int(data["seq"]), helpful, now=now, window_hours=window_hours)
+
+
+def _escalated(session: Session, conv: Conversation, reason: str, *, now: datetime) -> None:
     """The first escalation decides the outcome; later ones keep the first reason."""
     row = session.get(Outcome, conv.id)
     if row is not None and row.outcome == "escalated":
@@ -267,13 +295,13 @@ def note_escalated(session: Session, conv: Conversation, reason: str, *, now: da
     _upsert(session, conv.id, row, values)
 
 
-def note_human_reply(session: Session, conv: Conversation, *, now: datetime) -> None:
+def _human_replied(session: Session, conv: Conversation, *, now: datetime) -> None:
     row = session.get(Outcome, conv.id)
     if row is not None and row.outcome == "escalated" and row.first_human_response_ms is None:
         row.first_human_response_ms = _ms(row.decided_at, now)
 
 
-def note_resolved(session: Session, conv: Conversation, *, now: datetime) -> None:
+def _resolved(session: Session, conv: Conversation, *, now: datetime) -> None:
     row = session.get(Outcome, conv.id)
     if row is not None and row.outcome == "escalated" and row.resolution_ms is None:
         first_customer, _ = _first_turn(session, conv.id)
@@ -281,7 +309,7 @@ def note_resolved(session: Session, conv: Conversation, *, now: datetime) -> Non
             row.resolution_ms = _ms(first_customer.created_at, now)
 
 
-def note_feedback(
+def _feedback(
     session: Session,
     conv: Conversation,
     seq: int,
@@ -425,8 +453,3 @@ def _row(rec: OutcomeRecord) -> Outcome:
 
 def _ms(start: datetime, end: datetime) -> int:
     return int((aware(end) - aware(start)).total_seconds() * 1000)
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,5 +1,12 @@
 """The conversation state machine: ``bot -> awaiting_human -> human -> resolved``, in one place.
 
+Each public function is the one call for one step of a conversation (a customer message, a bot
+answer, a vote, an agent's claim, reply or resolve): it writes the store, keeps the deflection
+ledger in step (every history event goes through ``_record``, which hands it to
+:func:`bot.handoff.ledger.record`) and returns the frames to publish. Whether a step hands the
+conversation to a person is asked of :func:`bot.handoff.policy.decide`; the machine gathers the
+facts (the message's signals, failed answers in a row) and performs the transition.
+
 Every change of a conversation's state goes through :func:`transition`, which
 
 * locks the conversation row first (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite a no-op
@@ -16,10 +23,10 @@ Queue changes for the agent consoles (``queue`` and ``conversation`` frames of
 ``AGENTS_TOPIC`` right after its commit, through the bus the app attached to the engine
 (:func:`attach_event_bus`); a rolled-back escalation is never announced.
 
-Why a human never talks over the bot (or the bot over a human): :func:`on_customer_message`
-answers ``bot_should_answer=False`` whenever the conversation is ``awaiting_human`` or
-``human``, and it decides under the row lock, so an agent's claim and a customer message cannot
-interleave.
+Why a human never talks over the bot (or the bot over a human): :func:`customer_wrote` answers
+``bot_should_answer=False`` whenever the conversation is ``awaiting_human`` or ``human``, and
+:func:`bot_answered` stores an answer only while the conversation is still the bot's; both
+decide under the row lock, so an agent's claim and a customer message cannot interleave.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,18 +45,12 @@ from sqlalchemy.orm import Session
 from bot.conversations.agent_frames import ConversationFrame, QueueFrame, QueueItemView
 from bot.conversations.events import AGENTS_TOPIC, conversation_topic
 from bot.conversations.frames import MessageFrame, StateFrame
-from bot.conversations.store import append_message, record_event, record_feedback
-from bot.core.models import (
-    Conversation,
-    ConversationEvent,
-    Message,
-    QueueItem,
-    User,
-    utcnow,
-)
-from bot.handoff import ledger as deflection
-from bot.handoff import triggers
+from bot.conversations.store import append_message, is_unanswered, record_event, record_feedback
+from bot.core.clock import aware, utcnow
+from bot.core.models import Conversation, ConversationEvent, Message, QueueItem, User
+from bot.handoff import ledger, policy, triggers
 from bot.handoff.hours import business_hours
+from bot.handoff.policy import Decision
 
 if TYPE_CHECKING:
     from bot.conversations.events import EventBus
@@ -77,9 +78,11 @@ class HandoffError(Exception):
 
 
 @dataclass
-class TurnDecision:
-    """What to do with a customer message: answer it with the bot or not, and what to send."""
+class CustomerTurn:
+    """A stored customer message and what follows: the bot answers it or not, frames to send."""
 
+    message: Message
+    created: bool  # False: a resend of a message already stored
     bot_should_answer: bool
     frames: list[dict[str, Any]] = field(default_factory=list)
 
@@ -87,32 +90,40 @@ class TurnDecision:
 # --- the customer side (called by the chat socket) --------------------------------------------
 
 
-def on_customer_message(
+def customer_wrote(
     session: Session,
     conversation_id: str,
     text: str,
     *,
+    client_msg_id: str | None = None,
     settings: Settings,
     now: datetime | None = None,
-) -> TurnDecision:
-    """Decide whether the bot answers this (already stored) customer message.
+) -> CustomerTurn:
+    """Store the customer's message and decide whether the bot answers it.
 
-    ``awaiting_human``/``human``: never (the person answers; an e-mail address left out of hours
-    is kept as the contact). ``resolved``: a new bot turn, or back to the agent when
-    ``reopen_resolved='agent'``; either way not back into the queue. ``bot``: escalate when the
-    message asks for a person, touches a sensitive topic, is strongly frustrated, or is the
-    second failed answer in a row (a rephrase counts as one); otherwise the bot answers.
+    A resend (same ``client_msg_id``) is stored once and not answered again, unless the process
+    stopped between storing and answering it. ``awaiting_human``/``human``: the bot never
+    answers (the person does; an e-mail address left out of hours is kept as the contact).
+    ``resolved``: a new bot turn, or back to the agent when ``reopen_resolved='agent'``; either
+    way not back into the queue. ``bot``: the policy weighs the message's signals (a request for
+    a person, a sensitive topic, frustration, the same question again after a failed answer).
     """
     now = now or utcnow()
+    message, created = append_message(
+        session, conversation_id, role="customer", text=text, client_msg_id=client_msg_id, now=now
+    )
+    if not created:
+        unanswered = is_unanswered(session, conversation_id, message.seq)
+        return CustomerTurn(message, created=False, bot_should_answer=unanswered)
     conv = lock_conversation(session, conversation_id)
     frames: list[dict[str, Any]] = []
     if conv.state in ("awaiting_human", "human"):
         frames += _maybe_store_contact(session, conv, text, now=now)
-        return TurnDecision(False, frames)
+        return CustomerTurn(message, True, False, frames)
     if conv.state == "resolved":
         if settings.reopen_resolved == "agent" and conv.assigned_agent_id is not None:
             frames += _reopen_to_agent(session, conv, now=now)
-            return TurnDecision(False, frames)
+            return CustomerTurn(message, True, False, frames)
         frames += transition(
             session,
             conv,
@@ -122,67 +133,69 @@ def on_customer_message(
             text="You're chatting with our virtual assistant again. Ask for a person any time.",
             now=now,
         )
-    trigger = triggers.detect(text, list(settings.sensitive_topics))
-    if trigger is None and _is_second_failure_by_rephrase(session, conv, text, now=now):
-        trigger = triggers.Trigger("repeated_failure", "asked the same question again")
-    if trigger is not None:
-        frames += _escalate(
-            session, conv, trigger.reason, detail=trigger.detail, settings=settings, now=now
-        )
-        return TurnDecision(False, frames)
-    return TurnDecision(True, frames)
+    signals = triggers.read(text, list(settings.sensitive_topics))
+    if _rephrases_after_an_answer(session, conv, text, now=now):
+        failures = _consecutive_failures(session, conv.id)
+        signals = replace(signals, failed_answer="rephrase", failures_in_a_row=failures)
+    decision = policy.decide(signals)
+    if decision.escalate:
+        frames += _escalate(session, conv, decision, settings=settings, now=now)
+        return CustomerTurn(message, True, False, frames)
+    return CustomerTurn(message, True, True, frames)
 
 
-def bot_may_reply(session: Session, conversation_id: str) -> bool:
-    """Call under the caller's transaction right before storing a bot answer.
-
-    An answer is computed outside any lock (it streams for seconds); meanwhile the customer may
-    have asked for a person or an agent may have claimed the conversation. Storing the answer
-    only when this returns True (the row is locked until the caller commits) is what keeps the
-    bot from talking over a human.
-    """
-    return lock_conversation(session, conversation_id).state == "bot"
-
-
-def after_bot_answer(
+def bot_answered(
     session: Session,
     conversation_id: str,
     result: AnswerResult,
-    bot_seq: int,
     *,
+    reply_to: int,
     settings: Settings,
     now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Escalate when the answerer says so (no knowledge, low confidence...); else nothing."""
-    if not result.escalate:
-        return []
+) -> list[dict[str, Any]] | None:
+    """Store the bot's answer to message ``reply_to``, then hand over if the policy says so.
+
+    ``None`` (nothing stored) when the conversation left the bot while the answer was computed
+    (it streams for seconds, outside any lock; meanwhile the customer may have asked for a
+    person or an agent may have claimed the conversation). Deciding under the row lock, which
+    the caller holds until it commits, is what keeps the bot from talking over a human.
+    """
+    now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
+    if conv.state != "bot":
+        return None
     sources = [source.model_dump(mode="json") for source in result.sources]
-    return _escalate(
+    message, _ = append_message(
         session,
-        conv,
-        result.reason or "low_confidence",
-        detail=f"bot answer #{bot_seq} (confidence {result.confidence:.2f})",
+        conv.id,
+        role="bot",
+        text=result.answer,
+        reply_to=reply_to,
         sources=sources,
-        settings=settings,
-        now=now or utcnow(),
+        confidence=result.confidence,
+        escalate=result.escalate,
+        now=now,
     )
+    frames = [message_frame(message)]
+    decision = policy.decide(verdict=result)
+    if decision.escalate:
+        where = replace(decision, detail=f"bot answer #{message.seq} ({decision.detail})")
+        frames += _escalate(session, conv, where, sources=sources, settings=settings, now=now)
+    return frames
 
 
 def request_handoff(
     session: Session,
     conversation_id: str,
     *,
-    reason: str = "customer_request",
     settings: Settings,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The customer pressed "talk to a person" (a ``handoff_request`` frame). Idempotent."""
     now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
-    return _escalate(
-        session, conv, reason, detail="pressed talk to a person", settings=settings, now=now
-    )
+    decision = policy.decide(triggers.Signals(person_request="button"))
+    return _escalate(session, conv, decision, settings=settings, now=now)
 
 
 def on_feedback(
@@ -194,27 +207,29 @@ def on_feedback(
     settings: Settings,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Store "was this helpful?" on bot message ``seq``; two failures in a row escalate.
+    """Store "was this helpful?" on bot message ``seq``; the policy may hand over after it.
 
     Raises :class:`HandoffError` (404) when ``seq`` is not a bot message of the conversation.
     """
     now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
+    data = {"seq": seq, "helpful": helpful}
     if record_feedback(session, conv.id, seq, helpful, now=now) is None:
         raise HandoffError(f"message {seq} is not a bot message of this conversation", 404)
-    deflection.note_feedback(
-        session, conv, seq, helpful, now=now, window_hours=settings.deflection_window_hours
+    # The store wrote the vote and its history event; the ledger hears of it like of any other.
+    ledger.record(
+        session, conv, "feedback", data, now=now, window_hours=settings.deflection_window_hours
     )
-    if not helpful and conv.state == "bot" and _consecutive_failures(session, conv.id) >= 2:
-        return _escalate(
-            session,
-            conv,
-            "repeated_failure",
-            detail="two unhelpful answers in a row",
-            settings=settings,
-            now=now,
-        )
-    return []
+    if conv.state != "bot":  # a person holds it already, or it has ended
+        return []
+    signals = triggers.QUIET
+    if not helpful:
+        failures = _consecutive_failures(session, conv.id)
+        signals = triggers.Signals(failed_answer="feedback", failures_in_a_row=failures)
+    decision = policy.decide(signals)
+    if not decision.escalate:
+        return []
+    return _escalate(session, conv, decision, settings=settings, now=now)
 
 
 # --- the agent side (called by bot/web/routes/agents.py and bot/live/agent.py) ----------------
@@ -234,7 +249,7 @@ def claim(
             raise HandoffError("another agent holds this conversation")
         conv.assigned_agent_id = agent.id
         _set_claim(session, conv, agent, now)
-        record_event(session, conv.id, "reassigned", {"agent": agent.email}, now=now)
+        _record(session, conv, "reassigned", {"agent": agent.email}, now=now)
         return []
     if conv.state != "awaiting_human":
         raise HandoffError(f"conversation is {conv.state}, not waiting for a person")
@@ -275,17 +290,14 @@ def agent_reply(
     message, _ = append_message(
         session, conv.id, role="agent", text=text, author=display_name(agent), now=now
     )
-    record_event(
-        session, conv.id, "agent_reply", {"agent": agent.email, "seq": message.seq}, now=now
-    )
-    deflection.note_human_reply(session, conv, now=now)
+    _record(session, conv, "agent_reply", {"agent": agent.email, "seq": message.seq}, now=now)
     return [*frames, message_frame(message)]
 
 
 def resolve(
     session: Session, conversation_id: str, agent: User, *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The person is done: ``-> resolved``, the queue item closes, the ledger gets its time."""
+    """The person is done: ``-> resolved`` (the ledger gets its time), the queue item closes."""
     now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
     if conv.state == "resolved":
@@ -303,7 +315,6 @@ def resolve(
     )
     conv.closed_at = now
     _close_queue_item(session, conv, now, "resolved")
-    deflection.note_resolved(session, conv, now=now)
     return frames
 
 
@@ -367,13 +378,8 @@ def transition(
     """The one place a state changes. ``conv`` must come from :func:`lock_conversation`."""
     if to not in ALLOWED.get(conv.state, frozenset()):
         raise HandoffError(f"cannot go from {conv.state} to {to}")
-    record_event(
-        session,
-        conv.id,
-        "state",
-        {"from": conv.state, "to": to, "reason": reason, "actor": actor},
-        now=now,
-    )
+    data = {"from": conv.state, "to": to, "reason": reason, "actor": actor}
+    _record(session, conv, "state", data, now=now)
     conv.state = to
     conv.state_reason = reason
     conv.updated_at = now
@@ -388,19 +394,35 @@ def transition(
     return frames
 
 
+def _record(
+    session: Session,
+    conv: Conversation,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    window_hours: float = 24.0,
+) -> None:
+    """Append to the conversation's history and bring the ledger in step, in one call."""
+    record_event(session, conv.id, kind, data, now=now)
+    ledger.record(session, conv, kind, data, now=now, window_hours=window_hours)
+
+
 def _escalate(
     session: Session,
     conv: Conversation,
-    reason: str,
+    decision: Decision,
     *,
-    detail: str | None,
     settings: Settings,
     now: datetime,
     sources: Sequence[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """``bot -> awaiting_human`` with one queue item; escalating again changes nothing."""
+    """Carry out the policy's hand-over: ``bot -> awaiting_human`` with one queue item;
+    escalating again changes nothing."""
+    assert decision.escalate and decision.reason is not None
+    reason, detail = decision.reason, decision.detail
     if conv.state in ("awaiting_human", "human"):
-        record_event(session, conv.id, "escalation_repeat", {"reason": reason}, now=now)
+        _record(session, conv, "escalation_repeat", {"reason": reason}, now=now)
         return []
     frames: list[dict[str, Any]] = []
     if conv.state == "resolved":  # a new request after the end: a new turn, then the queue
@@ -421,14 +443,8 @@ def _escalate(
     frames += transition(
         session, conv, "awaiting_human", reason=reason, actor="system", text=text, now=now
     )
-    record_event(
-        session,
-        conv.id,
-        "escalated",
-        {"reason": reason, "detail": detail, "queue_item": item.id, "in_hours": is_open},
-        now=now,
-    )
-    deflection.note_escalated(session, conv, reason, now=now)
+    data = {"reason": reason, "detail": detail, "queue_item": item.id, "in_hours": is_open}
+    _record(session, conv, "escalated", data, now=now)
     _queue_agent_event(session, QueueFrame(action="added", item=_queue_item(item)))
     return frames
 
@@ -481,7 +497,7 @@ def _set_claim(session: Session, conv: Conversation, agent: User, now: datetime)
     item.claimed_by = agent.id
     item.claimed_at = now
     session.flush()
-    record_event(session, conv.id, "claimed", {"agent": agent.email}, now=now)
+    _record(session, conv, "claimed", {"agent": agent.email}, now=now)
     _queue_agent_event(
         session, QueueFrame(action="claimed", item=_queue_item(item), agent=agent.email)
     )
@@ -533,7 +549,7 @@ def _maybe_store_contact(
     if match is None or conv.state != "awaiting_human" or conv.contact_email == match.group(0):
         return []
     conv.contact_email = match.group(0)
-    record_event(session, conv.id, "contact_email", {"email": conv.contact_email}, now=now)
+    _record(session, conv, "contact_email", {"email": conv.contact_email}, now=now)
     message, _ = append_message(
         session,
         conv.id,
@@ -586,10 +602,11 @@ def _consecutive_failures(session: Session, conversation_id: str) -> int:
     return len(failed)
 
 
-def _is_second_failure_by_rephrase(
+def _rephrases_after_an_answer(
     session: Session, conv: Conversation, text: str, *, now: datetime
 ) -> bool:
-    """A customer asking the same thing again after a bot answer marks that answer failed."""
+    """A customer asking the same thing again after a bot answer marks that answer failed
+    (recorded as a ``rephrase`` event, which :func:`_consecutive_failures` counts)."""
     recent = list(
         session.scalars(
             select(Message)
@@ -605,8 +622,8 @@ def _is_second_failure_by_rephrase(
         return False
     if not triggers.is_rephrase(recent[1].text, text):
         return False
-    record_event(session, conv.id, "rephrase", {"seq": recent[0].seq, "helpful": False}, now=now)
-    return _consecutive_failures(session, conv.id) >= 2
+    _record(session, conv, "rephrase", {"seq": recent[0].seq, "helpful": False}, now=now)
+    return True
 
 
 # --- views and frames -------------------------------------------------------------------------
@@ -636,10 +653,6 @@ def bot_sources(session: Session, conversation_id: str) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def queue_item_view(item: QueueItem) -> dict[str, Any]:
-    return _queue_item(item).model_dump(mode="json")
-
-
 def _queue_item(item: QueueItem) -> QueueItemView:
     """The item as ``queue`` frames carry it (bot.conversations.agent_frames)."""
     return QueueItemView(
@@ -648,9 +661,9 @@ def _queue_item(item: QueueItem) -> QueueItemView:
         reason=item.reason,
         detail=item.detail,
         claimed_by=item.claimed_by,
-        created_at=deflection.aware(item.created_at).isoformat(),
-        claimed_at=deflection.aware(item.claimed_at).isoformat() if item.claimed_at else None,
-        closed_at=deflection.aware(item.closed_at).isoformat() if item.closed_at else None,
+        created_at=aware(item.created_at).isoformat(),
+        claimed_at=aware(item.claimed_at).isoformat() if item.claimed_at else None,
+        closed_at=aware(item.closed_at).isoformat() if item.closed_at else None,
     )
 
 
@@ -733,16 +746,3 @@ def publish_on_commit(
 
     event.listen(session, "after_commit", _publish, once=True)
     event.listen(session, "after_rollback", _cancel, once=True)
-
-
-def publish_now(
-    bus: EventBus,
-    conversation_id: str,
-    frames: Sequence[dict[str, Any]],
-    agent_events: Sequence[dict[str, Any]] = (),
-) -> None:
-    """Publish after the caller has committed (the explicit alternative to publish_on_commit)."""
-    for frame in frames:
-        bus.publish(conversation_topic(conversation_id), frame)
-    for payload in agent_events:
-        bus.publish(AGENTS_TOPIC, payload)

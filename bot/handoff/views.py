@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.conversations.agent_frames import QueueEntry
+from bot.core.clock import aware
 from bot.core.models import (
     Conversation,
     ConversationEvent,
@@ -22,7 +23,6 @@ from bot.core.models import (
     User,
     utcnow,
 )
-from bot.handoff.ledger import aware
 from bot.handoff.machine import HandoffError, bot_sources, message_frame
 
 

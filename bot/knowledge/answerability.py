@@ -23,10 +23,10 @@ decision is a setting chosen from data (``supportbot eval`` prints the curve).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from bot.core.schemas import EscalationReason
+from bot.knowledge.intents import asks_for_human
 from bot.knowledge.retrieval import ArticleHit
 
 # Cosine similarities of MiniLM between a question and a passage: unrelated text sits around
@@ -39,13 +39,6 @@ CHUNK_SHARE = 0.6
 COVERAGE_WEIGHT = 0.1
 # Below this the knowledge base has nothing on the subject at all (vs. something uncertain).
 NO_KNOWLEDGE_SCORE = 0.15
-
-_HUMAN_REQUEST = re.compile(
-    r"\b(talk|speak|chat|connect me|put me through|transfer me)\b.{0,30}\b("
-    r"human|person|agent|someone|somebody|representative|operator|real people|staff)\b"
-    r"|\b(human|live|real) (agent|person|support)\b",
-    re.IGNORECASE,
-)
 
 
 def article_score(hit: ArticleHit) -> float:
@@ -68,23 +61,40 @@ class Verdict:
     reason: EscalationReason | None
 
 
-def is_customer_request(question: str) -> bool:
-    """An explicit ask for a person ("can I talk to a human?"). The conversation-level triggers
-    live with the handoff logic; this catches it for the stateless /api/ask too."""
-    return bool(_HUMAN_REQUEST.search(question))
+def escalation(confidence: float, reason: EscalationReason) -> Verdict:
+    """The verdict "hand this to a person", whichever check reached it: this score's
+    thresholds, an explicit request, the LLM's refusal or a failure of the answerer."""
+    return Verdict(round(confidence, 4), True, reason)
 
 
 def decide(question: str, hits: list[ArticleHit], threshold: float) -> Verdict:
     """Answer when the best article's score reaches ``threshold``; otherwise say why not."""
-    if is_customer_request(question):
-        confidence = article_score(hits[0]) if hits else 0.0
-        return Verdict(confidence, True, "customer_request")
-    if not hits:
-        return Verdict(0.0, True, "no_knowledge")
-    confidence = article_score(hits[0])
+    confidence = article_score(hits[0]) if hits else None
+    return judge(confidence, asks_for_human(question), threshold)
+
+
+def judge(confidence: float | None, asks_for_person: bool, threshold: float) -> Verdict:
+    """The rule behind :func:`decide`, on the facts it gathered (``confidence`` is ``None``
+    when retrieval found nothing). Separate so the evaluation replays exactly this rule at
+    every threshold of its curve."""
+    if asks_for_person:
+        return escalation(confidence or 0.0, "customer_request")
+    if confidence is None:
+        return escalation(0.0, "no_knowledge")
     if confidence >= threshold:
         return Verdict(confidence, False, None)
-    reason: EscalationReason = (
-        "no_knowledge" if confidence < NO_KNOWLEDGE_SCORE else "low_confidence"
+    return escalation(
+        confidence, "no_knowledge" if confidence < NO_KNOWLEDGE_SCORE else "low_confidence"
     )
-    return Verdict(confidence, True, reason)
+
+
+def declined_by_model(verdict: Verdict) -> Verdict:
+    """The LLM read the articles retrieval let through and found no answer in them (it replied
+    ESCALATE): the knowledge base holds none after all. The score is halved so reports show
+    that the model doubted what retrieval believed."""
+    return escalation(verdict.confidence * 0.5, "no_knowledge")
+
+
+def failed(verdict: Verdict) -> Verdict:
+    """The answerer broke off (a remote model went away mid-answer): a person takes over."""
+    return escalation(verdict.confidence, "error")

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.core.schemas import AnswerResult, Source, Turn
-from bot.knowledge.answerability import Verdict, article_score, decide
-from bot.knowledge.retrieval import ArticleHit, ChunkHit, Retriever, tokenize
+from bot.knowledge.answerability import Verdict, article_score, decide, declined_by_model, failed
+from bot.knowledge.retrieval import ArticleHit, ChunkHit, Retriever
 from bot.knowledge.rewrite import heuristic_rewrite, llm_rewrite
+from bot.knowledge.text import LIST_ITEM, sentences, tokenize
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -41,7 +42,12 @@ ESCALATION_TEXT = {
         "I'm not sure our help articles answer that, so I'm passing your question to a member "
         "of our support team."
     ),
+    "error": (
+        "Sorry, something went wrong on our side while looking that up, so I'm passing your "
+        "question to a member of our support team."
+    ),
 }
+"""What the customer reads when the bot hands over, by escalation reason."""
 MAX_ANSWER_CHARS = 700
 
 
@@ -106,8 +112,6 @@ def pieces(text: str, size: int = 24) -> Iterator[str]:
 
 # --- extractive composition ----------------------------------------------------------------------
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*)$")
-_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s+(.*)$")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*]?[A-Z0-9])")
 _BACK_REFERENCE = re.compile(r"^(this|that|it|they|these|those|if so|however|then|also)\b", re.I)
 
 
@@ -145,7 +149,7 @@ def _is_plain_heading(line: str, has_more: bool) -> bool:
         has_more
         and 0 < len(text) <= 80
         and not text.endswith((".", "!", "?", ":", ","))
-        and not _ITEM.match(line)
+        and not LIST_ITEM.match(line)
         and not text.startswith("|")
     )
 
@@ -158,8 +162,8 @@ def split_units(chunks: Sequence[ChunkHit], title: str) -> list[_Unit]:
     block = 0
 
     def flush(paragraph: list[str], heading: str) -> None:
-        for sentence in _SENTENCE_END.split(" ".join(paragraph)):
-            _add(units, seen, _Unit(sentence.strip(), "sentence", block, "", heading))
+        for sentence in sentences(" ".join(paragraph)):
+            _add(units, seen, _Unit(sentence, "sentence", block, "", heading))
         paragraph.clear()
 
     for chunk in chunks:
@@ -187,7 +191,7 @@ def split_units(chunks: Sequence[ChunkHit], title: str) -> list[_Unit]:
                         last.block = block
                     else:
                         _add(units, seen, _Unit(stripped, "table", block, "", heading))
-                elif match := _ITEM.match(line):
+                elif match := LIST_ITEM.match(line):
                     flush(paragraph, heading)
                     marker = match.group(1)
                     marker = "- " if marker in "-*+" else f"{marker} "
@@ -553,11 +557,12 @@ class LLMAnswerer:
             if emitted:  # part of an answer is out already: finish it honestly
                 tail = "\n\n(Sorry, I could not finish this answer.)"
                 yield tail
+                verdict = failed(evidence.verdict)
                 yield AnswerResult(
                     answer="".join(emitted) + tail,
                     escalate=True,
-                    reason="low_confidence",
-                    confidence=evidence.verdict.confidence,
+                    reason=verdict.reason,
+                    confidence=verdict.confidence,
                     sources=[to_source(h) for h, _ in articles],
                 )
                 return
@@ -571,8 +576,8 @@ class LLMAnswerer:
                 yield buffer
         text = "".join(emitted).strip()
         if not text or text.upper().startswith(ESCALATE_WORD):
-            verdict = Verdict(round(evidence.verdict.confidence * 0.5, 4), True, "no_knowledge")
-            result = escalation_result(Evidence(evidence.query, evidence.hits, verdict))
+            declined = declined_by_model(evidence.verdict)
+            result = escalation_result(Evidence(evidence.query, evidence.hits, declined))
             for piece in pieces(result.answer):
                 yield piece
             yield result

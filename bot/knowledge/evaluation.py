@@ -29,7 +29,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.core.schemas import Turn
-from bot.knowledge.answerability import article_score, is_customer_request
+from bot.knowledge.answerability import article_score, judge
+from bot.knowledge.intents import asks_for_human
 from bot.knowledge.retrieval import Retriever
 from bot.knowledge.rewrite import heuristic_rewrite
 
@@ -98,7 +99,7 @@ def run_retrieval(
             Outcome(
                 ranked=[h.article_id for h in hits],
                 confidence=article_score(hits[0]) if hits else 0.0,
-                customer_request=is_customer_request(item.question),
+                customer_request=asks_for_human(item.question),
             )
         )
         if progress:
@@ -148,8 +149,8 @@ def operating_point(
     unanswerable = len(questions) - answerable
     answerable_correct = 0
     for q, o in zip(questions, outcomes, strict=True):
-        answers = o.confidence >= threshold and not o.customer_request and bool(o.ranked)
-        if not answers:
+        confidence = o.confidence if o.ranked else None
+        if judge(confidence, o.customer_request, threshold).escalate:
             escalated += 1
             escalated_right += 0 if q.answerable else 1
             continue

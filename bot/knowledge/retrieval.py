@@ -13,18 +13,29 @@ of example questions the best item is the nearest example question.
 The BM25 index lives in process memory and is rebuilt from ``collection.get()`` whenever the
 knowledge base changes: the ingest pipeline bumps an integer in ``{data_dir}/kb_generation`` after
 every change, and a per-query check of that number (plus the chunk count, for stores written
-without the counter) keeps the lexical side in step with Chroma. The service calls
-``invalidate()`` when it publishes an article itself.
+without the counter) keeps the lexical side in step with Chroma. The index is read from Chroma
+in pages, public chunks only.
+
+Dense and lexical move to a new generation together. Inside the service every write goes
+through :meth:`Retriever.publishing` (the knowledge writer in ``bot.knowledge.publishing``): it
+waits for running queries, keeps new ones waiting while Chroma changes, then swaps in the lexical
+index built from the new Chroma state and bumps :attr:`Retriever.generation`, so no query ever
+sees an edit on one side and not on the other. Non-public chunks are filtered inside Chroma
+(``where``), so they never take the places of public ones among the ``retrieval_dense_k``
+nearest chunks. A failing vector store raises: an error is never reported as "no knowledge".
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from bot.knowledge.text import split_sentences, tokenize
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -43,40 +54,6 @@ RERANK_CANDIDATES = 20
 SENTENCE_WEIGHT = 1.0
 DENSE_WEIGHT = 0.5
 BM25_WEIGHT = 0.3
-
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-# Function words that carry no topic; kept short on purpose ("not", "no", "can't" stay out of it
-# because they change meaning and BM25's idf already discounts common words).
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could did do does doing for from had has
-    have having he her here hers him his how i i'm if in into is it it's its me my of on or our
-    ours she so than that the their them then there these they this those to too us was we were
-    what when where which who whom why will with would you your yours i've i'd you're""".split()  # noqa: SIM905
-)
-
-
-def _stem(word: str) -> str:
-    """A deliberately tiny suffix stripper: plurals and -ing/-ed, enough to match
-    "refunds"/"refund" and "returning"/"return" without a stemming library."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop-word-free, lightly stemmed terms for BM25 and term coverage."""
-    return [
-        _stem(word.replace("'", ""))
-        for word in _WORD.findall(text.lower())
-        if word not in STOPWORDS
-    ]
 
 
 @dataclass
@@ -176,6 +153,89 @@ def _read_generation(settings: Settings) -> int:
     return int(read_generation(settings))
 
 
+PUBLIC: dict[str, Any] = {"visibility": "public"}
+"""The Chroma ``where`` filter of everything customers may be answered from."""
+
+INDEX_PAGE = 2_000
+"""Chunks read per ``collection.get`` while building the lexical index: a big knowledge base is
+read in pages instead of one response holding every chunk."""
+
+
+class _Gate:
+    """Many queries at once, or one knowledge-base write alone.
+
+    A waiting write goes first (new queries wait behind it), so a steady stream of questions
+    cannot starve a publish. Re-entrant for the thread already inside: a query that calls
+    another public method, or the writer that warms up what it published, does not deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer: int | None = None  # thread id of the writer inside
+        self._writers_waiting = 0
+        self._local = threading.local()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        me = threading.get_ident()
+        depth = getattr(self._local, "depth", 0)
+        if depth or self._writer == me:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
+        with self._cond:
+            while self._writer is not None or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        self._local.depth = 1
+        try:
+            yield
+        finally:
+            self._local.depth = 0
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = threading.get_ident()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = None
+                self._cond.notify_all()
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(
+    method: Callable[Concatenate[Retriever, _P], _R],
+) -> Callable[Concatenate[Retriever, _P], _R]:
+    """Run a public query method inside the gate: it sees one generation, whole."""
+
+    @functools.wraps(method)
+    def gated(self: Retriever, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._gate.reading():
+            return method(self, *args, **kwargs)
+
+    return gated
+
+
 class Retriever:
     """Hybrid search over one Chroma collection, safe to share between requests."""
 
@@ -199,14 +259,35 @@ class Retriever:
         self.sentence_weight = sentence_weight
         self._index: _LexicalIndex | None = None
         self._lock = threading.Lock()
+        self._gate = _Gate()
+        self.generation = 0
+        """Bumped each time the lexical index is rebuilt: the generation queries now see."""
         # chunk id -> (chunk text, vectors of [title/heading?, *sentences], has title/heading)
         self._sentence_vectors: dict[str, tuple[str, Any, bool]] = {}
 
     # --- keeping BM25 in step with Chroma ------------------------------------------------------
     def invalidate(self) -> None:
-        """Forget the lexical index; the next query rebuilds it (call after publishing)."""
+        """Forget the lexical index; the next query rebuilds it (writes that bypassed
+        :meth:`publishing`)."""
         with self._lock:
             self._index = None
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Hold queries off while the block writes to Chroma, then move both sides to the new
+        generation before any query runs again (also when the write failed part-way: queries
+        then see what Chroma really holds)."""
+        with self._gate.writing():
+            try:
+                yield
+            finally:
+                self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the lexical index from Chroma now and make it the current generation."""
+        with self._lock:
+            self._index = self._build_index(self._current_key())
+            self.generation += 1
 
     def _current_key(self) -> tuple[int, int]:
         return (self._generation(), self.collection.count())
@@ -217,22 +298,28 @@ class Retriever:
             if self._index is not None and self._index.key == key:
                 return self._index
             self._index = self._build_index(key)
+            self.generation += 1
             return self._index
 
     def _build_index(self, key: tuple[int, int]) -> _LexicalIndex:
-        got = self.collection.get(include=["documents", "metadatas"])
         ids: list[str] = []
         texts: list[str] = []
         metadatas: list[dict[str, Any]] = []
-        for chunk_id, text, metadata in zip(
-            got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
-        ):
-            meta = dict(metadata or {})
-            if str(meta.get("visibility") or "public") != "public":
-                continue
-            ids.append(chunk_id)
-            texts.append(text or "")
-            metadatas.append(meta)
+        while True:
+            got = self.collection.get(
+                where=dict(PUBLIC),
+                include=["documents", "metadatas"],
+                limit=INDEX_PAGE,
+                offset=len(ids),
+            )
+            for chunk_id, text, metadata in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            ):
+                ids.append(chunk_id)
+                texts.append(text or "")
+                metadatas.append(dict(metadata or {}))
+            if len(got["ids"]) < INDEX_PAGE:
+                break
         tokenized = [
             tokenize(chunk_search_text(t, m)) for t, m in zip(texts, metadatas, strict=True)
         ]
@@ -248,6 +335,7 @@ class Retriever:
         return _LexicalIndex(ids, texts, metadatas, BM25(tokenized), key, by_article, terms)
 
     # --- search -----------------------------------------------------------------------------
+    @_reads
     def article_chunks(self, article_id: str) -> list[ChunkHit]:
         """Every public chunk of one article in reading order (for composing the answer)."""
         index = self._lexical()
@@ -259,6 +347,7 @@ class Retriever:
         chunks.sort(key=lambda c: int(c.metadata.get("chunk_index") or 0))
         return chunks
 
+    @_reads
     def search(
         self, query: str, *, k_articles: int | None = None, mode: str = "hybrid"
     ) -> list[ArticleHit]:
@@ -317,18 +406,16 @@ class Retriever:
         result = self.collection.query(
             query_embeddings=[vector],  # type: ignore[arg-type]
             n_results=n,
+            where=dict(PUBLIC),  # in Chroma: internal chunks never take a public chunk's place
             include=["documents", "metadatas", "distances"],
         )
         ids = result["ids"][0]
         docs = (result["documents"] or [[]])[0]
         metas = (result["metadatas"] or [[]])[0]
         dists = (result["distances"] or [[]])[0]
-        rank = 0
-        for chunk_id, text, meta, dist in zip(ids, docs, metas, dists, strict=False):
+        rows = zip(ids, docs, metas, dists, strict=False)
+        for rank, (chunk_id, text, meta, dist) in enumerate(rows, start=1):
             metadata = dict(meta or {})
-            if str(metadata.get("visibility") or "public") != "public":
-                continue
-            rank += 1
             hit = hits.setdefault(chunk_id, ChunkHit(chunk_id, text or "", metadata))
             hit.dense_rank = rank
             hit.dense_similarity = 1.0 - float(dist)  # the collection uses cosine distance
@@ -438,6 +525,7 @@ class Retriever:
                 self._sentence_vectors[index.ids[i]] = (index.texts[i], block, bool(group[0]))
                 start += size
 
+    @_reads
     def warm_up(self, article_id: str | None = None) -> None:
         """Embed the sentences of one article (or all) now, so the first customers after a
         start do not wait for it."""
@@ -445,6 +533,7 @@ class Retriever:
         rows = range(len(index.ids)) if article_id is None else index.by_article.get(article_id, [])
         self._ensure_sentence_vectors(index, rows)
 
+    @_reads
     def article_titles(self) -> dict[str, str]:
         """Article id -> title, for every public article in the index."""
         index = self._lexical()
@@ -496,19 +585,6 @@ def _body(text: str, metadata: dict[str, Any]) -> str:
     """Chunk text without the title/heading prefix (``body_start`` from the chunker)."""
     start = metadata.get("body_start")
     return text[start:] if isinstance(start, int) and 0 <= start <= len(text) else text
-
-
-_ITEM_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*]?[A-Z0-9])")
-
-
-def split_sentences(text: str, min_chars: int = 12) -> list[str]:
-    """Lines and sentences of a chunk body: the units a question is matched against."""
-    units: list[str] = []
-    for line in text.split("\n"):
-        line = _ITEM_MARKER.sub("", line).strip()
-        units.extend(u.strip() for u in _SENTENCE_BREAK.split(line) if len(u.strip()) >= min_chars)
-    return units
 
 
 def _coverage(query_terms: set[str], group: list[ChunkHit], index: _LexicalIndex) -> float:

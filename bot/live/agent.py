@@ -24,6 +24,7 @@ from bot.conversations.agent_frames import (
     AgentTypingFrame,
     PingFrame,
     PongFrame,
+    ProtocolError,
     UnwatchFrame,
     WatchedTypingFrame,
     WatchFrame,
@@ -33,7 +34,7 @@ from bot.conversations.agent_frames import (
     watched_frame,
 )
 from bot.conversations.events import AGENTS_TOPIC, EventBus, Subscription, conversation_topic
-from bot.conversations.frames import Frame, ProtocolError, TypingFrame
+from bot.conversations.frames import Frame, TypingFrame
 from bot.core.db import DatabaseWorkers
 from bot.core.models import User
 from bot.handoff import machine as handoff

@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -54,6 +54,7 @@ from bot.conversations.frames import (
 from bot.core.ratelimit import KeyedLimiter, TokenBucket
 from bot.core.schemas import AnswerResult, Turn
 from bot.handoff import machine as handoff
+from bot.handoff import policy
 from bot.live.transport import Disconnected, Transport
 
 if TYPE_CHECKING:
@@ -66,11 +67,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-FALLBACK_ANSWER = (
-    "I can't look that up right now, so I'm passing your question to a member of our support team."
-)
 TYPING_RELAY_INTERVAL_S = 2.0
 
 
@@ -98,10 +94,6 @@ class ChatService:
         # Per-conversation answer locks with a count of the tasks using each, so the dict holds
         # only conversations with an answer in flight.
         self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    async def db(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one committed transaction, off the event loop."""
-        return await self.database.run(work)
 
     def publish(self, conversation_id: str, frames: Iterable[dict[str, Any] | Frame]) -> None:
         topic = conversation_topic(conversation_id)
@@ -143,7 +135,7 @@ class ChatService:
     async def _answer_locked(self, conversation_id: str, question_seq: int, question: str) -> None:
         self.publish(conversation_id, [TypingFrame(role="bot")])
         limit = self.settings.chat_history_turns
-        history = await self.db(
+        history = await self.database.run(
             lambda s: [
                 Turn(role="user" if m.role == "customer" else "assistant", content=m.text)
                 for m in store.recent_messages(
@@ -166,46 +158,29 @@ class ChatService:
             log.exception("answerer failed on %s/%s", conversation_id, question_seq)
             result = None
         if result is None:
-            # No answerer, or it failed (part-way): hand over, and store exactly what the
-            # customer saw streaming, so the deltas still add up to the stored text.
-            tail = "\n\n" + FALLBACK_ANSWER if streamed else FALLBACK_ANSWER
+            # No answerer, or it failed (part-way): the policy hands over, and what the customer
+            # saw streaming stays the start of the stored text, so the deltas still add up.
+            shown = "".join(streamed)
+            result = policy.failed_answer(shown)
             if streamed:
+                tail = result.answer[len(shown) :]
                 self.publish(conversation_id, [DeltaFrame(reply_to=question_seq, text=tail)])
-            result = AnswerResult(
-                answer="".join(streamed) + tail,
-                escalate=True,
-                reason="no_knowledge",
-                confidence=0.0,
-            )
         settings = self.settings
         final = result
 
-        def store_answer(session: Session) -> list[dict[str, Any] | Frame]:
-            if not handoff.bot_may_reply(session, conversation_id):
+        def store_answer(session: Session) -> list[dict[str, Any]]:
+            frames = handoff.bot_answered(
+                session, conversation_id, final, reply_to=question_seq, settings=settings
+            )
+            if frames is None:
                 # A person took over while this answer was computed: the bot stays silent.
                 log.info(
                     "dropped bot answer to %s/%s: human holds it", conversation_id, question_seq
                 )
                 return []
-            message, _ = store.append_message(
-                session,
-                conversation_id,
-                role="bot",
-                text=final.answer,
-                reply_to=question_seq,
-                sources=[source.model_dump(mode="json") for source in final.sources],
-                confidence=final.confidence,
-                escalate=final.escalate,
-            )
-            frames: list[dict[str, Any] | Frame] = [MessageFrame.from_message(message)]
-            frames.extend(
-                handoff.after_bot_answer(
-                    session, conversation_id, final, message.seq, settings=settings
-                )
-            )
             return frames
 
-        self.publish(conversation_id, await self.db(store_answer))
+        self.publish(conversation_id, await self.database.run(store_answer))
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for answers in flight (tests, graceful shutdown)."""
@@ -389,7 +364,7 @@ class ChatConnection:
                 conversation_id, token, conversation.state, conversation.last_seq, replay
             )
 
-        opened = None if not token else await self.service.db(load)
+        opened = None if not token else await self.service.database.run(load)
         if opened is None:
             await inner.aclose()
             self._subscription = None
@@ -409,7 +384,7 @@ class ChatConnection:
             conversation, token = store.create_conversation(session, visitor=visitor, origin=origin)
             return conversation.id, token
 
-        conversation_id, token = await self.service.db(create)
+        conversation_id, token = await self.service.database.run(create)
         await self._subscribe(conversation_id)
         return _Opened(conversation_id, token, "bot", 0, [])
 
@@ -470,40 +445,30 @@ class ChatConnection:
             return
         settings = self.settings
 
-        def save(session: Session) -> tuple[MessageFrame, bool, handoff.TurnDecision | None]:
-            message, created = store.append_message(
-                session,
-                conversation_id,
-                role="customer",
-                text=text,
-                client_msg_id=frame.client_msg_id,
+        def save(session: Session) -> tuple[MessageFrame, handoff.CustomerTurn]:
+            turn = handoff.customer_wrote(
+                session, conversation_id, text, client_msg_id=frame.client_msg_id, settings=settings
             )
-            decision = None
-            if created:
-                decision = handoff.on_customer_message(
-                    session, conversation_id, text, settings=settings
-                )
-            elif store.is_unanswered(session, conversation_id, message.seq):
-                # Stored, but the process died before answering: the resend repairs it.
-                decision = handoff.TurnDecision(bot_should_answer=True, frames=[])
-            return MessageFrame.from_message(message), created, decision
+            return MessageFrame.from_message(turn.message), turn
 
         try:
-            stored, created, decision = await self.service.db(save)
+            stored, turn = await self.service.database.run(save)
         except IntegrityError:
             # The same client_msg_id raced in from another socket; the other write won.
-            stored, created, decision = await self.service.db(save)
+            stored, turn = await self.service.database.run(save)
         self.delivered.add(stored.seq)
         try:
             await self.send(
-                AckFrame(client_msg_id=frame.client_msg_id, seq=stored.seq, duplicate=not created)
+                AckFrame(
+                    client_msg_id=frame.client_msg_id, seq=stored.seq, duplicate=not turn.created
+                )
             )
         finally:
             # The message is committed: it is answered even when the socket died before the
             # ack went out (the customer's resend is then acked as a duplicate, not re-answered).
-            if created and decision is not None:
-                self.service.publish(conversation_id, [stored, *decision.frames])
-            if decision is not None and decision.bot_should_answer:
+            if turn.created:
+                self.service.publish(conversation_id, [stored, *turn.frames])
+            if turn.bot_should_answer:
                 self.service.start_answer(conversation_id, stored.seq, text)
 
     async def on_handoff_request(self, frame: HandoffRequestFrame) -> None:
@@ -514,12 +479,8 @@ class ChatConnection:
             await self.send(refused)
             return
         settings = self.settings
-        frames = await self.service.db(
-            lambda s: list(
-                handoff.request_handoff(
-                    s, conversation_id, reason="customer_request", settings=settings
-                )
-            )
+        frames = await self.service.database.run(
+            lambda s: handoff.request_handoff(s, conversation_id, settings=settings)
         )
         self.service.publish(conversation_id, frames)
 
@@ -537,7 +498,7 @@ class ChatConnection:
             )
 
         try:
-            frames = await self.service.db(save)
+            frames = await self.service.database.run(save)
         except handoff.HandoffError as exc:
             raise ProtocolError(
                 "unknown_message", exc.detail, client_msg_id=frame.client_msg_id
@@ -548,8 +509,10 @@ class ChatConnection:
         conversation_id = self.conversation_id
         assert conversation_id is not None
         comment = frame.comment.strip() if frame.comment else None
-        await self.service.db(
-            lambda s: store.record_csat(s, conversation_id, frame.score, comment or None)
+        await self.service.database.run(
+            lambda s: store.record_csat(
+                s, conversation_id, frame.score, comment or None, ces=frame.ces
+            )
         )
 
     def on_typing(self) -> None:

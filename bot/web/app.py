@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import ExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
@@ -20,7 +20,8 @@ from bot import __version__
 from bot.core.settings import Settings, get_settings
 from bot.web.context import AppContext
 from bot.web.deps import ContextDep
-from bot.web.routes import agents, ask, auth, chat, widget
+from bot.web.routes import admin, admin_page, agents, ask, auth, chat, reports, reports_page, widget
+from bot.web.routes.docs import router as docs_router
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def build_context(settings: Settings) -> AppContext:
     from bot.core.db import DatabaseWorkers, make_engine, make_session_factory
     from bot.core.migrate import upgrade_database
     from bot.knowledge.answerers import build_answerer
+    from bot.knowledge.library import ArticleLibrary
+    from bot.knowledge.publishing import KnowledgeWriter
     from bot.live.customer import ChatService
     from ingest.embedder import get_embedder
     from ingest.store import open_client, open_collection
@@ -45,6 +48,7 @@ def build_context(settings: Settings) -> AppContext:
     database = DatabaseWorkers(sessions)
     events = EventBus()
     answerer = build_answerer(settings, collection, embedder)
+    writer = KnowledgeWriter(settings, embedder, answerer.retriever)
     return AppContext(
         settings=settings,
         embedder=embedder,
@@ -56,6 +60,8 @@ def build_context(settings: Settings) -> AppContext:
         retriever=answerer.retriever,
         answerer=answerer,
         chat=ChatService(settings, database, events, answerer),
+        writer=writer,
+        library=ArticleLibrary(settings, writer, sessions),
     )
 
 
@@ -76,8 +82,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from bot.handoff.ledger import run_outcome_job
         from bot.handoff.machine import attach_event_bus
+        from ingest.locking import service_lock, service_url
 
-        ctx = build_context(settings)
+        # One writer by design: this process owns the data directory (and so its Chroma store)
+        # until it stops; local ingests hand their work to it (bot.knowledge.publishing).
+        owner = ExitStack()
+        url = service_url(settings.host, settings.port)
+        service = owner.enter_context(
+            service_lock(settings.data_dir, url, wait_s=settings.ingest_wait_s)
+        )
+        try:
+            ctx = build_context(settings)
+        except BaseException:
+            owner.close()
+            raise
+        ctx.service_token = service.token
         app.state.ctx = ctx
         attach_event_bus(ctx.engine, ctx.events)  # queue notices -> agent consoles
         outcome_job = asyncio.create_task(
@@ -102,12 +121,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
             ctx.database.close()
             ctx.engine.dispose()
+            ctx.library.close()
+            owner.close()
 
     app = FastAPI(
         title="Supportbot",
         version=__version__,
         description="Self-hosted AI support chatbot: cited answers, human handoff, deflection.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI from a CDN; bot.web.routes.docs serves it locally.
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.get("/healthz", tags=["ops"])
@@ -121,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "warm": warming is None or warming.done(),
         }
 
-    for module in (widget, ask, chat, auth, agents):
+    for module in (widget, ask, chat, auth, agents, admin_page, reports, reports_page, admin):
         app.include_router(module.router)
+    app.include_router(docs_router)
     return app

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bot.core.db import DatabaseWorkers
     from bot.core.schemas import Answerer
     from bot.core.settings import Settings
+    from bot.knowledge.library import ArticleLibrary
+    from bot.knowledge.publishing import KnowledgeWriter
     from bot.knowledge.retrieval import Retriever
     from bot.live.customer import ChatService
     from ingest.embedder import Embedder
@@ -37,3 +39,6 @@ class AppContext:
     retriever: Retriever
     answerer: Answerer
     chat: ChatService
+    writer: KnowledgeWriter  # the one writer of the knowledge base in this process
+    library: ArticleLibrary  # articles as files, for the admin API
+    service_token: str | None = None  # service.json's token: the local CLI's hand-off key

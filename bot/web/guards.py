@@ -33,7 +33,6 @@ PUBLIC_PATHS = frozenset(
         "/healthz",
         "/docs",
         "/docs/oauth2-redirect",
-        "/redoc",
         "/openapi.json",
         "/api/ask",
         "/ws/chat",
@@ -41,7 +40,7 @@ PUBLIC_PATHS = frozenset(
         "/logout",
     }
 )
-PUBLIC_PREFIXES = ("/widget", "/static")
+PUBLIC_PREFIXES = ("/widget", "/static", "/docs-assets")
 
 
 def is_public_path(path: str) -> bool:
@@ -140,10 +139,6 @@ def _same_origin(websocket: WebSocket) -> bool:
         return True
     hosts = {websocket.headers.get("host"), websocket.headers.get("x-forwarded-host")}
     return urlsplit(origin).netloc in hosts - {None}
-
-
-def is_guard(call: object) -> bool:
-    return hasattr(call, GUARD_ATTR)
 
 
 AgentUser = Annotated[User, Depends(require_role("agent"))]

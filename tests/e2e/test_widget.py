@@ -562,13 +562,23 @@ def test_handoff_agent_reply_resolution_and_rating(live: Site, page: Any) -> Non
     csat = w.locator(".csat")
     sync_api.expect(csat).to_contain_text("How would you rate this conversation?")
     csat.get_by_role("button", name="4 out of 5").click()
-    sync_api.expect(csat).to_have_text("Thank you for your rating!")
+    # Then the effort question (CES, 1-7), focused for keyboard users; the score is stored now.
+    effort = csat.get_by_role("group", name="How easy was it to get help?", exact=False)
+    sync_api.expect(csat).to_contain_text("How easy was it to get help?")
+    sync_api.expect(effort.get_by_role("button")).to_have_count(7)
+    sync_api.expect(effort.get_by_role("button", name="1 out of 7")).to_be_focused()
+    effort.get_by_role("button", name="6 out of 7").click()
+    sync_api.expect(csat).to_have_text("Thank you for your feedback!")
 
     page.reload()  # asked once: not again after a reload
     sync_api.expect(w.locator(".msg.agent")).to_have_count(1)
     sync_api.expect(w.locator(".csat")).to_have_count(0)
     with transaction(live.server.ctx.sessions) as session:
-        scores = session.scalars(
-            select(CsatRating.score).where(CsatRating.conversation_id == conversation_id)
+        ratings = session.execute(
+            select(CsatRating.score, CsatRating.ces)
+            .where(CsatRating.conversation_id == conversation_id)
+            .order_by(CsatRating.id)
         ).all()
-    assert scores == [4]
+    # The score as soon as it was picked, then again with the effort answer; reports use the
+    # latest of each.
+    assert [tuple(r) for r in ratings] == [(4, None), (4, 6)]

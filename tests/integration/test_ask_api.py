@@ -58,6 +58,21 @@ def test_off_topic_escalates(client: TestClient) -> None:
     assert body["reason"] in ("no_knowledge", "low_confidence")
 
 
+def test_a_failing_vector_store_gives_an_honest_handover_not_a_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the vector store went away")
+
+    answerer = client.app.state.ctx.answerer  # type: ignore[attr-defined]
+    monkeypatch.setattr(answerer.retriever, "search", broken)
+    response = client.post("/api/ask", json={"question": "How much does express delivery cost?"})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["escalate"], body["reason"], body["sources"]) == (True, "error", [])
+    assert "something went wrong" in body["answer"] and "support team" in body["answer"]
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [

@@ -480,8 +480,41 @@ async def test_an_answerer_failing_mid_stream_hands_over_and_stores_what_was_str
     bot = next(f for f in frames if is_bot_message(f))
     streamed = "".join(str(f["text"]) for f in frames if f["type"] == "delta")
     assert bot["text"] == streamed and bot["text"].startswith("Refunds are paid within ")
+    assert "something went wrong on our side" in bot["text"]
     states = [f for f in frames if f["type"] == "state"]
-    assert states and states[0]["state"] == "awaiting_human"
+    assert states and (states[0]["state"], states[0]["reason"]) == ("awaiting_human", "error")
+
+
+class FailingAnswerer(ScriptedAnswerer):
+    """Fails before the first word, as a vector store that went away does."""
+
+    async def stream(self, question: str, history: Sequence[Turn] = ()) -> AsyncIterator[Any]:
+        self.questions.append(question)
+        raise RuntimeError("the vector store went away")
+        yield  # an async generator, like every answerer
+
+
+@pytest.mark.parametrize("answerer", [FailingAnswerer()])
+async def test_a_failing_answerer_says_something_went_wrong_and_hands_over_with_reason_error(
+    server: LiveServer, answerer: FailingAnswerer
+) -> None:
+    async with chat_connect(server.url) as ws:
+        welcome = await hello(ws)
+        frames = await ask(ws, "q", "How long do refunds take?")
+        frames += await quiet(ws, 0.5)
+    bot = next(f for f in frames if is_bot_message(f))
+    assert str(bot["text"]).startswith("Sorry, something went wrong on our side")
+    assert not [f for f in frames if f["type"] == "delta"]
+    states = [f for f in frames if f["type"] == "state"]
+    assert states and (states[0]["state"], states[0]["reason"]) == ("awaiting_human", "error")
+    server.wait_idle()
+    with server.ctx.sessions() as session:
+        stored = session.scalars(
+            select(Message).where(
+                Message.conversation_id == welcome["conversation_id"], Message.role == "bot"
+            )
+        ).one()
+    assert (stored.escalate, stored.confidence) == (True, 0.0)
 
 
 async def test_handoff_request_moves_to_a_person_and_the_bot_stops_answering(

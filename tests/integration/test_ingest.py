@@ -207,6 +207,56 @@ def test_a_rerun_on_unchanged_articles_writes_nothing(
     assert read_generation(kb_settings) == 1  # nothing changed, nothing to reload
 
 
+def test_embedding_runs_outside_the_write_gate_and_every_write_inside_it(
+    kb_settings: Settings, kb: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service holds its questions off inside the gate: an ingest must make them wait for its
+    writes only, never for the model (seconds to minutes on a large ingest)."""
+    from contextlib import contextmanager
+
+    from chromadb.api.models.Collection import Collection as ChromaCollection
+
+    inside = False
+    log: list[tuple[str, bool]] = []
+
+    @contextmanager
+    def gate() -> Iterator[None]:
+        nonlocal inside
+        inside = True
+        try:
+            yield
+        finally:
+            inside = False
+
+    real_encode = Embedder.encode
+    real_upsert, real_delete = ChromaCollection.upsert, ChromaCollection.delete
+
+    def encode(self: Embedder, texts: Any) -> Any:
+        log.append(("encode", inside))
+        return real_encode(self, texts)
+
+    def upsert(self: ChromaCollection, *args: Any, **kwargs: Any) -> None:
+        log.append(("upsert", inside))
+        real_upsert(self, *args, **kwargs)
+
+    def delete(self: ChromaCollection, *args: Any, **kwargs: Any) -> None:
+        log.append(("delete", inside))
+        real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(Embedder, "encode", encode)
+    monkeypatch.setattr(ChromaCollection, "upsert", upsert)
+    monkeypatch.setattr(ChromaCollection, "delete", delete)
+    index_paths(None, kb_settings, embedder, write_gate=gate)
+    (kb / "billing" / "refunds.md").write_text("---\ntitle: Refunds\n---\nOne business day.\n")
+    (kb / "account" / "reset-password.md").unlink()
+    report = index_paths(None, kb_settings, embedder, write_gate=gate)
+    assert report.updated == ["billing/refunds"] and report.deleted == ["account/reset-password"]
+    kinds = {kind for kind, _ in log}
+    assert {"encode", "upsert", "delete"} <= kinds
+    assert all(not gated for kind, gated in log if kind == "encode")
+    assert all(gated for kind, gated in log if kind != "encode")
+
+
 def test_an_edit_replaces_exactly_that_articles_chunks(
     kb_settings: Settings, kb: Path, embedder: Embedder
 ) -> None:

@@ -19,6 +19,7 @@ from bot.conversations.agent_frames import (
     AgentErrorFrame,
     AgentHelloFrame,
     AgentMessageFrame,
+    AgentProtocolError,
     AgentTypingFrame,
     ConversationFrame,
     PingFrame,
@@ -47,8 +48,8 @@ from bot.conversations.frames import (
 CID = "5f0c2a9e41d64c6b8f3f0e6b8a1d2c3e"
 
 
-def error_of(raw: str | bytes) -> ProtocolError:
-    with pytest.raises(ProtocolError) as caught:
+def error_of(raw: str | bytes) -> AgentProtocolError:
+    with pytest.raises(AgentProtocolError) as caught:
         parse_agent_frame(raw)
     return caught.value
 
@@ -132,6 +133,7 @@ def test_details_say_what_is_wrong() -> None:
 def test_parse_errors_become_error_frames() -> None:
     frame = AgentErrorFrame.of(error_of("nope"))
     assert frame.dump()["type"] == "error" and frame.code == "invalid_json"
+    assert error_of("nope").frame() == frame  # the error knows its socket's error frame
     # A customer-protocol code this socket does not use falls back to invalid_frame.
     assert AgentErrorFrame.of(ProtocolError("rate_limited", "slow down")).code == "invalid_frame"
 

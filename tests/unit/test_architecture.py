@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("bot.people",),
     ("bot.conversations",),
     ("bot.handoff",),
+    ("bot.reports",),
     ("bot.live",),
     ("bot.web",),
     ("bot.cli",),

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversations.store import append_message, create_conversation, events_of, messages_after
+from bot.conversations.store import create_conversation, events_of, messages_after
 from bot.core.db import transaction
 from bot.core.models import Conversation, QueueItem, User
 from bot.core.schemas import AnswerResult, Source
@@ -42,6 +42,7 @@ class Sim:
     frames: list[dict[str, Any]] = field(default_factory=list)
     agent_events: list[dict[str, Any]] = field(default_factory=list)
     bot_answers: int = 0
+    last_customer_seq: int = 0
 
     def __post_init__(self) -> None:
         self.now = self.start
@@ -69,18 +70,19 @@ class Sim:
     ) -> bool:
         """The customer writes; the bot answers (2 s later) when the state machine lets it."""
         with transaction(self.sessions) as session:
-            append_message(session, self.conversation_id, role="customer", text=text, now=self.now)
-            decision = handoff.on_customer_message(
+            turn = handoff.customer_wrote(
                 session, self.conversation_id, text, settings=self.settings, now=self.now
             )
-            self._keep(session, decision.frames)
-        if decision.bot_should_answer and answer is not None:
+            self._keep(session, turn.frames)
+            self.last_customer_seq = turn.message.seq
+        if turn.bot_should_answer and answer is not None:
             self.bot(answer, escalate=escalate, reason=reason, article=article)
-        return decision.bot_should_answer
+        return turn.bot_should_answer
 
     def bot(
         self, answer: str, *, escalate: bool = False, reason: str | None = None, article: str = ""
-    ) -> int:
+    ) -> int | None:
+        """The bot's answer to the last customer message; ``None`` when it was not stored."""
         when = self.now + BOT_DELAY
         result = AnswerResult(
             answer=answer,
@@ -92,29 +94,19 @@ class Sim:
             else [],
         )
         with transaction(self.sessions) as session:
-            message, _ = append_message(
+            frames = handoff.bot_answered(
                 session,
                 self.conversation_id,
-                role="bot",
-                text=answer,
-                sources=[s.model_dump(mode="json") for s in result.sources],
-                confidence=result.confidence,
-                escalate=escalate,
+                result,
+                reply_to=self.last_customer_seq,
+                settings=self.settings,
                 now=when,
             )
-            self._keep(
-                session,
-                handoff.after_bot_answer(
-                    session,
-                    self.conversation_id,
-                    result,
-                    message.seq,
-                    settings=self.settings,
-                    now=when,
-                ),
-            )
+            if frames is None:
+                return None
+            self._keep(session, frames)
         self.bot_answers += 1
-        return message.seq
+        return int(frames[0]["seq"])
 
     def last_bot_seq(self) -> int:
         with self.sessions() as session:
@@ -243,11 +235,14 @@ def test_bot_stays_silent_while_a_person_holds_the_conversation(sim: Sim) -> Non
 
 def test_an_answer_finished_after_the_handoff_may_not_be_stored(sim: Sim) -> None:
     sim.customer("Where is my parcel?", answer=None)  # the bot starts answering...
-    with transaction(sim.sessions) as session:
-        assert handoff.bot_may_reply(session, sim.conversation_id)
     sim.handoff_request()  # ...the customer presses "talk to a person" meanwhile
-    with transaction(sim.sessions) as session:
-        assert not handoff.bot_may_reply(session, sim.conversation_id)
+    assert sim.bot("Your parcel is on its way.") is None
+    assert ("bot", "Your parcel is on its way.") not in sim.messages()
+    [item] = sim.queue_items()
+    assert (item.reason, item.detail) == (
+        "customer_request",
+        "pressed talk to a person; last customer message: Where is my parcel?",
+    )
 
 
 def test_low_confidence_answer_escalates_with_the_answers_sources(sim: Sim) -> None:
@@ -268,6 +263,25 @@ def test_low_confidence_answer_escalates_with_the_answers_sources(sim: Sim) -> N
             "score": 0.8,
         }
     ]
+
+
+def test_a_failed_answer_hands_over_with_reason_error_and_says_so(sim: Sim) -> None:
+    from bot.handoff.ledger import ledger
+    from bot.handoff.policy import failed_answer
+
+    sim.customer("How long do refunds take?", answer=None)
+    result = failed_answer("Refunds are paid within ")
+    with transaction(sim.sessions) as session:
+        frames = handoff.bot_answered(
+            session, sim.conversation_id, result, reply_to=1, settings=sim.settings, now=sim.now
+        )
+    assert frames is not None
+    assert frames[0]["text"].startswith("Refunds are paid within \n\nSorry, something went wrong")
+    assert [f["reason"] for f in frames if f["type"] == "state"] == ["error"]
+    [item] = sim.queue_items()
+    assert item.reason == "error" and (item.detail or "").startswith("bot answer #2 (")
+    with sim.sessions() as session:  # the same call kept the ledger in step
+        assert ledger(session)[sim.conversation_id].reason == "error"
 
 
 @pytest.mark.parametrize(

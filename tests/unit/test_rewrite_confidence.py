@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from bot.core.schemas import Turn
-from bot.knowledge.answerability import article_score, decide, is_customer_request
-from bot.knowledge.retrieval import ArticleHit, tokenize
+from bot.knowledge.answerability import (
+    Verdict,
+    article_score,
+    decide,
+    declined_by_model,
+    failed,
+    judge,
+)
+from bot.knowledge.intents import asks_for_human
+from bot.knowledge.retrieval import ArticleHit
 from bot.knowledge.rewrite import heuristic_rewrite, looks_dependent
+from bot.knowledge.text import tokenize
 
 
 def _hit(similarity: float, coverage: float) -> ArticleHit:
@@ -57,6 +66,23 @@ def test_verdicts_and_reasons() -> None:
 
 
 def test_customer_request_phrases() -> None:
-    assert is_customer_request("I want to speak to a real person")
-    assert is_customer_request("live agent")
-    assert not is_customer_request("How do I contact the seller about a human-size bean bag?")
+    assert asks_for_human("I want to speak to a real person")
+    assert asks_for_human("live agent")
+    assert not asks_for_human("How do I contact the seller about a human-size bean bag?")
+
+
+def test_the_rule_replayed_by_the_evaluation_is_the_rule_decide_applies() -> None:
+    hit = _hit(0.6, 0.5)
+    for threshold in (0.3, 0.5, 0.7, 0.9):
+        for question in ("How do refunds work?", "talk to a human"):
+            expected = decide(question, [hit], threshold)
+            assert judge(article_score(hit), asks_for_human(question), threshold) == expected
+        assert judge(None, False, threshold) == decide("anything", [], threshold)
+
+
+def test_every_escalation_verdict_comes_from_one_constructor() -> None:
+    answered = Verdict(0.8, False, None)
+    # The LLM's ESCALATE: the articles hold no answer after all, whatever the score said.
+    assert declined_by_model(answered) == Verdict(0.4, True, "no_knowledge")
+    # A model that broke off mid-answer.
+    assert failed(answered) == Verdict(0.8, True, "error")

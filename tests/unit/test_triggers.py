@@ -1,10 +1,16 @@
-"""Escalation triggers over the phrasings real customers use, and the classic false positives."""
+"""Escalation triggers over the phrasings real customers use, and the classic false positives.
+
+The "asks for a person" detector is bot.knowledge.intents (the stateless /api/ask uses it too);
+the policy turns signals into decisions (tests/unit/test_policy.py).
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.handoff.triggers import asks_for_human, detect, is_rephrase, is_strongly_frustrated
+from bot.handoff.policy import decide
+from bot.handoff.triggers import Signals, frustration_score, is_rephrase, read
+from bot.knowledge.intents import asks_for_human
 
 TOPICS = ["refund_dispute", "legal", "account_security"]
 
@@ -36,6 +42,16 @@ ASKS_FOR_A_PERSON = [
     "live chat",
     "can i get an actual human",
     "I’d like to speak to someone please",  # typographic apostrophe
+    # what the stateless /api/ask detector used to catch on its own
+    "I want to speak to a real person",
+    "live agent",
+    "human agent",
+    "live person",
+    "real support",
+    "talk to one of your staff",
+    "can i speak to one of your agents",
+    "Could you connect me to a person?",
+    "put me through to somebody in charge",
 ]
 
 NOT_A_REQUEST = [
@@ -50,14 +66,16 @@ NOT_A_REQUEST = [
     "Which agent delivers to Spain?",
     "Can I send a parcel to someone in France?",
     "I do not want a refund, I want a replacement",
+    "How do I contact the seller about a human-size bean bag?",
+    "what do you call someone who was born in segovia",
 ]
 
 
 @pytest.mark.parametrize("text", ASKS_FOR_A_PERSON)
 def test_requests_for_a_person_are_recognised(text: str) -> None:
     assert asks_for_human(text), text
-    trigger = detect(text, TOPICS)
-    assert trigger is not None and trigger.reason == "customer_request"
+    assert read(text, TOPICS).person_request == "words"
+    assert decide(read(text, TOPICS)).reason == "customer_request"
 
 
 @pytest.mark.parametrize("text", NOT_A_REQUEST)
@@ -80,20 +98,13 @@ def test_false_friends_are_not_requests(text: str) -> None:
     ],
 )
 def test_sensitive_topics(text: str, topic: str | None) -> None:
-    trigger = detect(text, TOPICS)
-    if topic is None:
-        assert trigger is None
-    else:
-        assert trigger is not None and (trigger.reason, trigger.detail) == (
-            "sensitive_topic",
-            topic,
-        )
+    assert read(text, TOPICS).sensitive_topic == topic
 
 
 def test_topics_are_configurable() -> None:
-    assert detect("I was hacked", ["legal"]) is None  # account_security switched off
-    custom = detect("there is a recall on my product", ["safety=recall|injury"])
-    assert custom is not None and custom.detail == "safety"
+    assert read("I was hacked", ["legal"]) == Signals()  # account_security switched off
+    custom = read("there is a recall on my product", ["safety=recall|injury"])
+    assert custom.sensitive_topic == "safety"
 
 
 @pytest.mark.parametrize(
@@ -108,8 +119,10 @@ def test_topics_are_configurable() -> None:
         ("thanks, that helped", False),
     ],
 )
-def test_strong_frustration(text: str, strong: bool) -> None:
-    assert is_strongly_frustrated(text) is strong
+def test_strong_frustration_hands_over_and_one_mild_word_does_not(text: str, strong: bool) -> None:
+    signals = read(text, [])
+    assert signals.frustration == frustration_score(text)
+    assert (decide(signals).reason == "frustration") is strong
 
 
 @pytest.mark.parametrize(

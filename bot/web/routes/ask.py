@@ -1,18 +1,24 @@
 """``POST /api/ask``: one stateless answer, the same one the chat would give.
 
-The route only validates and delegates; answering lives in ``bot.knowledge.answerers``.
+The route only validates and delegates; answering lives in ``bot.knowledge.answerers``. When the
+answerer fails the caller gets the chat's reply to a failure (reason ``error``, an honest "something
+went wrong", escalate), from :func:`bot.handoff.policy.failed_answer`, not a 500.
 Questions are capped (``max_question_chars``): a 10,000-character paste is not a question, and it
 would cost an embedding pass and an LLM prompt for nothing.
 """
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, field_validator
 
 from bot.core.schemas import AnswerResult, Turn
+from bot.handoff.policy import failed_answer
 from bot.web.deps import ContextDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["answers"])
 
 MAX_HISTORY_TURNS = 50
@@ -58,9 +64,11 @@ async def ask(body: AskRequest, ctx: ContextDep) -> AnswerResult:
     if ctx.answerer is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the answerer is not ready")
     result: AnswerResult | None = None
-    async for item in ctx.answerer.stream(body.question, body.history):
-        if isinstance(item, AnswerResult):
-            result = item
-    if result is None:  # pragma: no cover - every answerer ends with a result
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "no answer was produced")
-    return result
+    try:
+        async for item in ctx.answerer.stream(body.question, body.history):
+            if isinstance(item, AnswerResult):
+                result = item
+    except Exception:
+        log.exception("the answerer failed on /api/ask")
+        result = None
+    return result if result is not None else failed_answer()

@@ -1,20 +1,39 @@
 """Serves the embeddable widget: the script at ``/widget/supportbot.js`` and the demo page at ``/``.
 
-The files live in the repository's ``widget/`` folder (plain JavaScript and HTML, no build
-step), found relative to this package: the service runs from the source checkout (or an
-editable install of it). Both are read once per change on disk and served with a strong ETag, so
-browsers revalidate cheaply and a deploy is picked up without a restart.
+The source files live in the repository's top-level ``widget/`` folder (plain JavaScript and
+HTML, no build step). The wheel carries that folder inside the package as
+``bot.web.widget_assets`` (a ``package-dir`` mapping in ``pyproject.toml``), so an installed
+service finds them with ``importlib.resources``. A source checkout, run in place or installed in
+editable mode (whose import hook does not map that data-only folder), uses the folder itself.
+Both files are read once per change on disk and served with a strong ETag, so browsers
+revalidate cheaply and a deploy is picked up without a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-WIDGET_DIR = Path(__file__).resolve().parents[3] / "widget"
+WIDGET_PACKAGE = "bot.web.widget_assets"
+CHECKOUT_WIDGET_DIR = Path(__file__).resolve().parents[3] / "widget"
+
+
+def locate_widget_dir() -> Path:
+    """The folder holding ``supportbot.js`` and ``demo.html``: the packaged copy when the
+    package is importable, otherwise the checkout's ``widget/`` folder."""
+    try:
+        script = resources.files(WIDGET_PACKAGE) / "supportbot.js"
+    except ModuleNotFoundError:
+        return CHECKOUT_WIDGET_DIR
+    # pip installs unpacked files, so this is a real path; anything else (a zip) is not supported.
+    return script.parent if isinstance(script, Path) else CHECKOUT_WIDGET_DIR
+
+
+WIDGET_DIR = locate_widget_dir()
 
 # Embedding sites load the script on every page view: let caches keep it for a few minutes,
 # then revalidate (a 304 when unchanged), so a new release reaches every site within minutes.
@@ -41,7 +60,7 @@ def _load(path: Path) -> _Asset:
     except FileNotFoundError:
         raise HTTPException(
             status_code=404,
-            detail=f"{path.name} not found in {path.parent}; run the service from the checkout",
+            detail=f"{path.name} not found in {path.parent}: the installation is incomplete",
         ) from None
     cached = _cache.get(path)
     if cached is not None and cached.mtime_ns == mtime_ns:
