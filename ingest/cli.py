@@ -79,7 +79,7 @@ def run_local_ingest(
         # transformers' own weight-loading bar would interleave with ours.
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         console.print(f"Loading embedder {model_name} ...")
 
     embedder = LazyEmbedder(

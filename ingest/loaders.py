@@ -438,7 +438,8 @@ def parse_html(
     text: str, *, default_id: str, source_path: str | None = None, path_for_errors: Path | str
 ) -> Article:
     """An HTML page as an ``Article``: title, headings and text; scripts and navigation dropped."""
-    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+    from bs4 import BeautifulSoup
+    from bs4.element import Comment, NavigableString, Tag
 
     soup = BeautifulSoup(text, "html.parser")
 

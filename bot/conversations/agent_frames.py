@@ -36,7 +36,9 @@ from bot.conversations.framekit import (
     FrameParser,
     FrameUnion,
     ParseErrorCode,
-    ProtocolError,
+)
+from bot.conversations.framekit import (
+    ProtocolError as ProtocolError,  # re-exported: what the agent session catches
 )
 from bot.conversations.frames import (
     MAX_ID_CHARS,

@@ -23,10 +23,12 @@ from bot.conversations.framekit import (
     BY_TYPE,
     BaseErrorFrame,
     Direction,
-    Frame,
     FrameParser,
     FrameUnion,
     ParseErrorCode,
+)
+from bot.conversations.framekit import (
+    Frame as Frame,  # re-exported: the sessions build frames from this module
 )
 from bot.conversations.framekit import ProtocolError as _KitProtocolError
 from bot.core.clock import aware

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.conversations.agent_frames import QueueEntry
-from bot.core.clock import aware
+from bot.core.clock import aware, utcnow
 from bot.core.models import (
     Conversation,
     ConversationEvent,
@@ -21,7 +21,6 @@ from bot.core.models import (
     Outcome,
     QueueItem,
     User,
-    utcnow,
 )
 from bot.handoff.machine import HandoffError, bot_sources, message_frame
 

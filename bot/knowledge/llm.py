@@ -84,10 +84,12 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
         if provider == "llamacpp":
             from langchain_community.chat_models import ChatLlamaCpp
 
-            return ChatLlamaCpp(model_path=model, **options)
+            llama: BaseChatModel = ChatLlamaCpp(model_path=model, **options)
+            return llama
         from langchain.chat_models import init_chat_model
 
-        return init_chat_model(model, model_provider=provider, **options)
+        chat_model: BaseChatModel = init_chat_model(model, model_provider=provider, **options)
+        return chat_model
     except ImportError as exc:
         extra = EXTRA_FOR_PROVIDER.get(provider)
         if extra is None:

@@ -16,9 +16,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.conversations import store
+from bot.core.clock import utcnow
 from bot.core.db import make_engine, make_session_factory, transaction
 from bot.core.migrate import upgrade_database
-from bot.core.models import CsatRating, Feedback, Message, utcnow
+from bot.core.models import CsatRating, Feedback, Message
 from tests.helpers.live_server import postgres_schema
 
 

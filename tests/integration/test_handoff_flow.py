@@ -8,7 +8,6 @@ while a person holds the conversation; a reconnecting customer finds every messa
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,9 +148,14 @@ async def test_full_handoff_over_real_sockets(
         await send(customer, {"type": "message", "client_msg_id": "c3", "text": "Parcel 123"})
         seen = await until(agent, lambda f: f["type"] == "message" and f["role"] == "customer")
         assert seen[-1]["text"] == "Parcel 123" and seen[-1]["conversation_id"] == conversation_id
-        await asyncio.sleep(0.3)
-        assert not [f for f in await quiet(customer, 0.5) if is_bot_message(f)]
+        await until(customer, lambda f: f["type"] == "ack" and f["client_msg_id"] == "c3")
+        # The socket handles frames in order: the reply to a later frame proves that c3's
+        # handling, and any answer it would have started, is done. No fixed sleep.
+        await send(customer, {"type": "feedback", "seq": 10**6, "helpful": True})
+        await until(customer, lambda f: f["type"] == "error")
+        server.wait_idle()
         assert len(answerer.questions) == 1
+        assert not [f for f in await quiet(customer, 0.2) if is_bot_message(f)]
 
         # The agent can also reply over the socket.
         await send(

@@ -248,8 +248,8 @@ async def test_the_lifespan_job_closes_idle_conversations(
     """run_outcome_job (started by the app lifespan) applies the same rules on a timer."""
     import asyncio
 
+    from bot.core.clock import utcnow
     from bot.core.db import DatabaseWorkers
-    from bot.core.models import utcnow
     from bot.handoff.ledger import run_outcome_job
 
     settings = Settings(data_dir=tmp_path, outcome_job_interval_s=0.05, _env_file=None)

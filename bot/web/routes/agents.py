@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.conversations.agent_frames import MAX_REPLY_CHARS
 from bot.conversations.events import EventBus
-from bot.core.models import utcnow
+from bot.core.clock import utcnow
 from bot.handoff import machine as handoff
 from bot.handoff.hours import business_hours
 from bot.handoff.views import ConversationOut, QueueOut, conversation_detail, queue_entries

@@ -22,13 +22,14 @@ from bot.people.credentials import (
     safe_next,
     set_session_cookie,
 )
-from bot.people.users import authenticate
+from bot.people.users import authenticate, has_role
 from bot.web.deps import SessionDep, SettingsDep
 from bot.web.guards import LOGIN_CSRF_COOKIE, principal_from_request
 
 router = APIRouter(tags=["auth"], include_in_schema=False)
 # The pages' templates (bot/web/templates), shared with the agent console.
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+templates.env.globals["has_role"] = has_role  # the top bar links only the consoles one may open
 
 
 def _login_page(request: Request, next_url: str, error: str | None, status: int) -> Response:
