@@ -16,6 +16,10 @@ answerability score and threshold.
 - mtrag: KB = the pooled reference passages; R@5 with the conversation (the product's rewrite)
   vs. the last turn alone; UNANSWERABLE tasks should be escalated, ANSWERABLE answered.
 
+Every dataset also reports where its questions end at the threshold, with the product's
+"which of these?" rule (settings ``suggest_*``) and without it: answered right, resolved with one
+choice (an expected article among those offered), wrong, escalated, and choices with none right.
+
 Writes ``bench/results/quality.json`` and prints the table that goes into docs/evaluation.md.
 Dataset text is read from ``../shared/datasets`` and never copied into the project.
 """
@@ -29,7 +33,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -39,10 +43,12 @@ sys.path.insert(0, str(ROOT))
 
 from bot.core.schemas import Turn  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
+from bot.knowledge.answerability import SuggestionRule, suggestion_rule  # noqa: E402
 from bot.knowledge.evaluation import (  # noqa: E402
     LabelledQuestion,
     Outcome,
     operating_point,
+    outcome_shares,
     recommend_threshold,
     retrieval_metrics,
     run_retrieval,
@@ -211,12 +217,19 @@ def mtrag(limit: int | None) -> tuple[list[Article], list[LabelledQuestion], lis
 
 # --- runs ----------------------------------------------------------------------------------------
 def retrieval_rows(
-    retriever: Retriever, questions: Sequence[LabelledQuestion], use_history: bool = True
+    retriever: Retriever,
+    questions: Sequence[LabelledQuestion],
+    use_history: bool = True,
+    rewrite: Callable[[str, Sequence[Turn]], str] | None = None,
 ) -> dict[str, tuple[dict[str, Any], list[Outcome]]]:
+    """``rewrite`` None: the product's follow-up handling (history only when the question
+    depends on it); a function: that query for every question (e.g. always with history)."""
     rows = {}
     for mode in MODES:
         started = time.perf_counter()
-        outcomes = run_retrieval(retriever, questions, mode=mode, use_history=use_history)
+        outcomes = run_retrieval(
+            retriever, questions, mode=mode, use_history=use_history, rewrite=rewrite
+        )
         metrics = retrieval_metrics(questions, outcomes)
         metrics["seconds"] = round(time.perf_counter() - started, 1)
         rows[mode] = (metrics, outcomes)
@@ -224,7 +237,24 @@ def retrieval_rows(
     return rows
 
 
-def run_emanual(embedder: Embedder, workdir: Path, threshold: float) -> dict[str, Any]:
+def ends(
+    questions: Sequence[LabelledQuestion],
+    outcomes: Sequence[Outcome],
+    threshold: float,
+    rule: SuggestionRule,
+) -> dict[str, dict[str, float]]:
+    """Where the questions end at ``threshold``, with the suggestion rule and without it."""
+    return {
+        "with_choices": outcome_shares(
+            asdict(operating_point(questions, outcomes, threshold, rule))
+        ),
+        "without_choices": outcome_shares(asdict(operating_point(questions, outcomes, threshold))),
+    }
+
+
+def run_emanual(
+    embedder: Embedder, workdir: Path, threshold: float, rule: SuggestionRule
+) -> dict[str, Any]:
     articles, questions = emanual()
     print(f"emanual-qa: {len(questions)} questions", flush=True)
     retriever = build_retriever("emanual", articles, embedder, workdir)
@@ -235,11 +265,14 @@ def run_emanual(embedder: Embedder, workdir: Path, threshold: float) -> dict[str
         "questions": len(questions),
         "articles": len(articles),
         "retrieval": {mode: metrics for mode, (metrics, _) in rows.items()},
-        "at_threshold": asdict(operating_point(questions, hybrid, threshold)),
+        "at_threshold": asdict(operating_point(questions, hybrid, threshold, rule)),
+        "ends": ends(questions, hybrid, threshold, rule),
     }
 
 
-def run_banking(embedder: Embedder, workdir: Path, threshold: float) -> dict[str, Any]:
+def run_banking(
+    embedder: Embedder, workdir: Path, threshold: float, rule: SuggestionRule
+) -> dict[str, Any]:
     articles, questions, group = banking()
     print(f"banking77-oos valid: {len(questions)} questions", flush=True)
     retriever = build_retriever("banking", articles, embedder, workdir)
@@ -256,8 +289,10 @@ def run_banking(embedder: Embedder, workdir: Path, threshold: float) -> dict[str
         best = recommend_threshold(questions, outcomes)
         result[f"{mode}_best"] = asdict(best)
     hybrid = rows["hybrid"][1]
-    result["at_threshold"] = asdict(operating_point(questions, hybrid, threshold))
-    result["curve"] = [asdict(p) for p in threshold_curve(questions, hybrid)]
+    result["hybrid_best_with_choices"] = asdict(recommend_threshold(questions, hybrid, rule))
+    result["at_threshold"] = asdict(operating_point(questions, hybrid, threshold, rule))
+    result["ends"] = ends(questions, hybrid, threshold, rule)
+    result["curve"] = [asdict(p) for p in threshold_curve(questions, hybrid, rule=rule)]
     oos_split = {}
     for split in ("id-oos", "ood-oos"):
         subset = [
@@ -272,7 +307,7 @@ def run_banking(embedder: Embedder, workdir: Path, threshold: float) -> dict[str
 
 
 def run_mtrag(
-    embedder: Embedder, workdir: Path, threshold: float, limit: int | None
+    embedder: Embedder, workdir: Path, threshold: float, limit: int | None, rule: SuggestionRule
 ) -> dict[str, Any]:
     from bot.knowledge.rewrite import heuristic_rewrite
 
@@ -281,8 +316,10 @@ def run_mtrag(
     retriever = build_retriever("mtrag", articles, embedder, workdir)
     queries = [heuristic_rewrite(q.question, q.history) for q in questions]
     prime_queries(embedder, queries + [q.question for q in questions])
-    print("  with history:", flush=True)
+    print("  with history (the product: only when the question depends on it):", flush=True)
     with_history = retrieval_rows(retriever, questions, use_history=True)
+    print("  always with history (the previous rewrite):", flush=True)
+    always = retrieval_rows(retriever, questions, rewrite=heuristic_rewrite)
     print("  last turn only:", flush=True)
     last_turn = retrieval_rows(retriever, questions, use_history=False)
     hybrid = with_history["hybrid"][1]
@@ -298,10 +335,12 @@ def run_mtrag(
         "tasks": len(questions),
         "passages": len(articles),
         "retrieval_with_history": {m: r for m, (r, _) in with_history.items()},
+        "retrieval_always_history": {m: r for m, (r, _) in always.items()},
         "retrieval_last_turn": {m: r for m, (r, _) in last_turn.items()},
         "multi_turn_tasks_judged": len(followups),
         "escalation_at_threshold": by_label,
-        "at_threshold": asdict(operating_point(questions, hybrid, threshold)),
+        "at_threshold": asdict(operating_point(questions, hybrid, threshold, rule)),
+        "ends": ends(questions, hybrid, threshold, rule),
     }
 
 
@@ -332,7 +371,8 @@ def table(results: dict[str, Any]) -> str:
             )
     if "mtrag" in results:
         for key, name in (
-            ("retrieval_with_history", "with history"),
+            ("retrieval_with_history", "follow-up handling"),
+            ("retrieval_always_history", "always with history"),
             ("retrieval_last_turn", "last turn"),
         ):
             for mode in MODES:
@@ -355,6 +395,28 @@ def table(results: dict[str, Any]) -> str:
                 f"{_f(p['answerable_answered_correctly'])} | {_f(p['escalation_recall'])} | "
                 f"{_f(p['wrong_answer_rate'])} |"
             )
+    lines += [
+        "",
+        "| dataset | rule | answered right | one choice | wrong | escalated "
+        "| choices, none right |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, label_ in (
+        ("banking", "banking77-oos valid"),
+        ("emanual", "emanual-qa"),
+        ("mtrag", "mtrag"),
+    ):
+        if name not in results:
+            continue
+        for key, rule_name in (
+            ("without_choices", "without choices"),
+            ("with_choices", "with choices"),
+        ):
+            e = results[name]["ends"][key]
+            lines.append(
+                f"| {label_} | {rule_name} | {e['answered_right']:.1%} | {e['one_choice']:.1%} | "
+                f"{e['wrong']:.1%} | {e['escalated']:.1%} | {e['choices_none_right']:.1%} |"
+            )
     return "\n".join(lines)
 
 
@@ -370,23 +432,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workdir", type=Path, default=None, help="keep the indexes here (re-runs skip ingest)"
     )
     args = parser.parse_args(argv)
-    default = Settings(_env_file=None).answer_threshold  # type: ignore[call-arg]
-    threshold = args.threshold if args.threshold is not None else default
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    threshold = args.threshold if args.threshold is not None else defaults.answer_threshold
+    rule = suggestion_rule(defaults)
     wanted = {d.strip() for d in args.datasets.split(",") if d.strip()}
     embedder = get_embedder()
-    results: dict[str, Any] = {"threshold": threshold, "embedder": embedder.name}
+    results: dict[str, Any] = {
+        "threshold": threshold,
+        "embedder": embedder.name,
+        "suggestion_rule": asdict(rule),
+    }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="supportbot-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         if "banking" in wanted:
-            results["banking"] = run_banking(embedder, workdir, threshold)
+            results["banking"] = run_banking(embedder, workdir, threshold, rule)
             if args.threshold is None:  # valid is where the threshold is chosen; use it below
                 threshold = results["banking"]["hybrid_best"]["threshold"]
                 results["threshold_for_other_datasets"] = threshold
         if "emanual" in wanted:
-            results["emanual"] = run_emanual(embedder, workdir, threshold)
+            results["emanual"] = run_emanual(embedder, workdir, threshold, rule)
         if "mtrag" in wanted:
-            results["mtrag"] = run_mtrag(embedder, workdir, threshold, args.mtrag_limit)
+            results["mtrag"] = run_mtrag(embedder, workdir, threshold, args.mtrag_limit, rule)
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

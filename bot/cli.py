@@ -8,9 +8,17 @@ use them, so ``--help`` and ``supportbot user`` start at once;
 
 from __future__ import annotations
 
+import socket
+from typing import TYPE_CHECKING
+
 import typer
 
 from bot.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from bot.core.settings import Settings
 
 app = typer.Typer(
     name="supportbot",
@@ -43,21 +51,53 @@ def serve(
         typer.echo(f"supportbot serve: {message}", err=True)
         raise typer.Exit(1)
 
-    import uvicorn
-
-    from bot.live.transport import uvicorn_ws_options
     from bot.web.app import create_app
 
     # The service records where it listens (service.json) from these two settings.
     settings.host = host or settings.host
     settings.port = port if port is not None else settings.port
-    uvicorn.run(
-        create_app(settings),
+    run_server(create_app(settings), settings)
+
+
+def run_server(app: FastAPI, settings: Settings) -> None:
+    """uvicorn as the service needs it; returns when the server has stopped.
+
+    On SIGTERM (or Ctrl+C) it stops accepting connections, lets the answers being written
+    finish and be stored (``shutdown_grace_s``, while their sockets still carry them live),
+    then closes every socket with 1012 and stops, bounded by the same grace. Forwarded headers
+    are left to the app (``trusted_proxies``), and ``?token=`` never reaches the access log.
+    """
+    import asyncio
+
+    import uvicorn
+
+    from bot.live.transport import uvicorn_ws_options
+    from bot.web.access_log import install_log_redaction
+    from bot.web.app import drain_answers
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:  # stop accepting first...
+                server.close()
+            for sock in sockets or []:
+                sock.close()
+            # ...then let the answers in flight be stored (a second Ctrl+C stops waiting).
+            draining = asyncio.ensure_future(drain_answers(app))
+            while not draining.done() and not self.force_exit:
+                await asyncio.wait({draining}, timeout=0.1)
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level="info",
+        proxy_headers=False,  # bot.web.proxies decides, from trusted_proxies
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
         **uvicorn_ws_options(settings),  # frame cap (1009) and server pings
     )
+    install_log_redaction()  # uvicorn configured logging above; redact from the first line
+    DrainingServer(config).run()
 
 
 # Further commands register below, each from the module that owns it.

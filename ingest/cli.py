@@ -2,7 +2,9 @@
 
 A progress bar on a terminal, plain lines otherwise (CI logs and pipes should not fill with
 carriage returns), then a summary table. Every file that failed is named with its reason, and the
-exit status is 1 when any did, so a script or CI step notices a broken article.
+exit status is 1 when any did, so a script or CI step notices a broken article. Articles held by
+screening (they ask for credentials or talk to an AI assistant; see ``ingest.screening``) are
+listed with the reason too; they are not indexed, but they do not fail the run.
 
 While ``supportbot serve`` runs on the same data directory, the service is the one writer of its
 store: the ingest is handed to it (:func:`hand_off_ingest`) and shows the same progress and
@@ -209,9 +211,20 @@ def _stream_ingest(url: str, token: str, paths: list[str], console: Console) -> 
 def _report_from(data: dict[str, Any]) -> IngestReport:
     """The service's ``IngestReport.as_dict()`` back as a report, for the same summary."""
     from ingest.pipeline import FileProblem, IngestReport
+    from ingest.screening import HeldArticle
 
     def problems(key: str) -> list[FileProblem]:
         return [FileProblem(str(p["path"]), str(p["reason"])) for p in data.get(key, [])]
+
+    held = [
+        HeldArticle(
+            str(h["id"]),
+            str(h["path"]) if h.get("path") else None,
+            str(h.get("title") or h["id"]),
+            str(h["reason"]),
+        )
+        for h in data.get("held", [])
+    ]
 
     return IngestReport(
         added=list(data.get("added", [])),
@@ -221,6 +234,7 @@ def _report_from(data: dict[str, Any]) -> IngestReport:
         recovered=list(data.get("recovered", [])),
         failed=problems("failed"),
         skipped=problems("skipped"),
+        held=held,
         chunks_written=int(data.get("chunks_written", 0)),
         chunks_embedded=int(data.get("chunks_embedded", 0)),
         chunks_deleted=int(data.get("chunks_deleted", 0)),
@@ -290,13 +304,15 @@ class _ProgressDisplay:
 
 def _print_summary(console: Console, report: IngestReport) -> None:
     table = Table(title="Ingest summary", show_header=True)
-    for column in ("added", "updated", "unchanged", "deleted", "failed", "chunks", "seconds"):
+    columns = ("added", "updated", "unchanged", "deleted", "held", "failed", "chunks", "seconds")
+    for column in columns:
         table.add_column(column, justify="right")
     table.add_row(
         str(len(report.added)),
         str(len(report.updated)),
         str(len(report.unchanged)),
         str(len(report.deleted)),
+        str(len(report.held)),
         str(len(report.failed)),
         str(report.chunks_written),
         f"{report.seconds:.1f}",
@@ -312,6 +328,18 @@ def _print_summary(console: Console, report: IngestReport) -> None:
             "ingest: " + ", ".join(report.recovered),
             soft_wrap=True,
         )
+    if report.held:
+        console.print(
+            f"Held {len(report.held)} article(s) for review (not indexed; fix them and ingest "
+            "again):"
+        )
+        for item in report.held:
+            console.print(
+                f"  {item.path or item.id}: {item.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     if report.skipped:
         console.print(f"Skipped {len(report.skipped)} file(s) that are not articles:")
         for problem in report.skipped:

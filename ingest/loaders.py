@@ -339,6 +339,26 @@ def _string_field(meta: Mapping[str, Any], key: str, path: Path | str) -> str | 
     return text or None
 
 
+def url_problem(url: str | None) -> str | None:
+    """Why ``url`` cannot be an article's link, or None when it can.
+
+    The url is shown to customers as the cited source, so only a web address (``http(s)://``
+    with a host) or a path on the help center's own site (``/billing/refunds``) will do: a
+    ``javascript:`` or ``data:`` link would run in the widget's page, and a protocol-relative
+    ``//host`` hides where it leads.
+    """
+    if url is None:
+        return None
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        return f"must be one address without spaces, not {url!r}"
+    if url.startswith("/") and not url.startswith("//"):
+        return None
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() in ("http", "https") and rest and not rest.startswith(("/", "@")):
+        return None
+    return f"must be an http(s) address or a path starting with '/', not {url!r}"
+
+
 def article_from_parts(
     *,
     meta: Mapping[str, Any],
@@ -364,6 +384,9 @@ def article_from_parts(
     url = _string_field(meta, "url", path_for_errors) or _string_field(
         meta, "permalink", path_for_errors
     )
+    problem = url_problem(url)
+    if problem:
+        raise ArticleError(path_for_errors, f"front matter 'url': {problem}")
     try:
         tags = _as_tags(meta.get("tags"))
     except ValueError as exc:

@@ -17,6 +17,11 @@ The order of operations is what makes this safe to interrupt and cheap to repeat
    ids, drop chunk ids an article no longer has, record the ledger rows.
 5. If anything changed, bump ``{data_dir}/kb_generation`` so the retrieval side (its BM25 index
    mirrors Chroma) knows to reload.
+
+Every article is screened first (``ingest.screening``): invisible characters are removed, and an
+article that asks for credentials or talks to an AI assistant is *held*: not indexed, listed in
+the report's ``held`` and in the data directory's held list, its previously indexed version kept
+(as for a file that failed) unless screening holds that version too.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ingest.embedder import LazyEmbedder
 from ingest.ledger import Ledger, LedgerRow
 from ingest.loaders import Article, load_folder
 from ingest.locking import DEFAULT_LOCK_TIMEOUT_S, writer_lock
+from ingest.screening import HeldArticle, record_held, screen_article, screen_text
 from ingest.store import open_client, open_collection
 
 if TYPE_CHECKING:
@@ -68,7 +74,8 @@ class FileProblem:
 
 @dataclass
 class IngestReport:
-    """What one ingest did. Lists hold article ids (``failed``/``skipped``: file paths)."""
+    """What one ingest did. Lists hold article ids (``failed``/``skipped``: file paths;
+    ``held``: the articles screening kept out of the index, with the reason)."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -77,6 +84,7 @@ class IngestReport:
     recovered: list[str] = field(default_factory=list)
     failed: list[FileProblem] = field(default_factory=list)
     skipped: list[FileProblem] = field(default_factory=list)
+    held: list[HeldArticle] = field(default_factory=list)
     chunks_written: int = 0
     chunks_embedded: int = 0
     chunks_deleted: int = 0
@@ -108,6 +116,10 @@ class IngestReport:
             "recovered": self.recovered,
             "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
             "skipped": [{"path": p.path, "reason": p.reason} for p in self.skipped],
+            "held": [
+                {"id": h.id, "path": h.path, "title": h.title, "reason": h.reason}
+                for h in self.held
+            ],
             "chunks_written": self.chunks_written,
             "chunks_embedded": self.chunks_embedded,
             "chunks_deleted": self.chunks_deleted,
@@ -193,6 +205,7 @@ def index_paths(
             articles.append(article)
     if progress:
         progress("load", len(articles), len(articles))
+    articles, held = _screen(articles, report)
     protected = {str(Path(problem.path).resolve()) for problem in report.failed}
 
     def in_scope(row: LedgerRow) -> bool:
@@ -201,7 +214,9 @@ def index_paths(
         source = Path(row.source_path)
         return any(source == scope or scope in source.parents for scope in scopes)
 
-    _sync(articles, settings, embedder, progress, report, in_scope, lock_timeout_s, write_gate)
+    _sync(
+        articles, settings, embedder, progress, report, in_scope, lock_timeout_s, write_gate, held
+    )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -226,8 +241,9 @@ def index_articles(
     unique: dict[str, Article] = {}
     for article in articles:
         unique[article.id] = article
+    clean, held = _screen(list(unique.values()), report)
     _sync(
-        list(unique.values()),
+        clean,
         settings,
         embedder,
         progress,
@@ -235,9 +251,42 @@ def index_articles(
         (lambda _row: True) if delete_missing else (lambda _row: False),
         lock_timeout_s,
         write_gate,
+        held,
     )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _screen(articles: list[Article], report: IngestReport) -> tuple[list[Article], list[Article]]:
+    """``(clean, held)``: the articles with invisible characters removed, and the ones screening
+    holds (also added to ``report.held`` with the reason)."""
+    clean: list[Article] = []
+    held: list[Article] = []
+    for article in articles:
+        cleaned, verdict = screen_article(article)
+        if verdict.held:
+            held.append(cleaned)
+            report.held.append(
+                HeldArticle(cleaned.id, cleaned.source_path, cleaned.title, verdict.reason)
+            )
+        else:
+            clean.append(cleaned)
+    return clean, held
+
+
+def _held_version_indexed(
+    store: _Store, row: LedgerRow, article: Article, model: LazyEmbedder, settings: Settings
+) -> bool:
+    """Does the index hold a version of a held article that must go too: this very text, or an
+    earlier one that screening holds as well (indexed before screening existed)? An earlier
+    clean version stays, as for a file that failed."""
+    if row.fingerprint == fingerprint(article, model.name, settings):
+        return True
+    ids = [chunk_id(row.article_id, index) for index in range(row.chunk_count)]
+    if not ids:
+        return False
+    documents = store.collection.get(ids=ids, include=["documents"])["documents"] or []
+    return screen_text(*(document or "" for document in documents)).held
 
 
 def delete_article(
@@ -312,10 +361,12 @@ def _sync(
     deletable: Callable[[LedgerRow], bool],
     lock_timeout_s: float,
     write_gate: WriteGate | None = None,
+    held: Sequence[Article] = (),
 ) -> None:
     """Plan, embed, then write. Only the last step changes the store, and it runs inside
     ``write_gate`` (the service holds its questions off there), so questions wait for the
-    writes of an ingest, never for its embedding."""
+    writes of an ingest, never for its embedding. ``held`` articles are not indexed; one whose
+    held text is what the index holds (indexed before screening existed) is removed from it."""
     gate = write_gate or nullcontext
     model = _lazy(embedder, settings)
     bounds: tuple[int, int] | None = None  # asked of the model when the first article is chunked
@@ -328,8 +379,12 @@ def _sync(
                 with gate():
                     _apply_reconcile(store, ledger, repair, report)
             rows = ledger.rows()
-            present = {article.id for article in articles}
+            present = {article.id for article in articles} | {article.id for article in held}
             gone = [r for r in rows.values() if r.article_id not in present and deletable(r)]
+            for article in held:
+                row = rows.get(article.id)
+                if row is not None and _held_version_indexed(store, row, article, model, settings):
+                    gone.append(row)
 
             plan: list[tuple[Article, list[Chunk], str, LedgerRow | None]] = []
             moved: list[LedgerRow] = []
@@ -364,6 +419,8 @@ def _sync(
             if not report.changed:
                 report.generation = read_generation(settings)
             report.chunks_total = store.collection.count()
+            cleared = {*report.added, *report.updated, *report.unchanged, *report.deleted}
+            record_held(settings.data_dir, report.held, cleared - {a.id for a in held})
         finally:
             ledger.close()
 

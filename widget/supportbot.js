@@ -28,6 +28,8 @@
   var ACK_TIMEOUT_MS = 12000;
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_MAX_MS = 30000;
+  var CLOSE_GOING_AWAY = 1001;
+  var CLOSE_SERVICE_RESTART = 1012;
   var TYPING_SEND_EVERY_MS = 3000;
   var TYPING_SHOW_MS = 8000;
   var MAX_STORED_MESSAGES = 200;
@@ -35,7 +37,8 @@
 
   // ---------------------------------------------------------------------------------------
   // Safe Markdown: escape everything first, then add back only <p>, <br>, <strong>, <ul>,
-  // <ol>, <li> and <a href="http(s)://..."> built from the escaped text.
+  // <ol>, <li>, <table> (<thead>, <tbody>, <tr>, <th>, <td>) and <a href="http(s)://...">
+  // built from the escaped text: a table cell is escaped text like any other.
   // ---------------------------------------------------------------------------------------
 
   function escapeHtml(text) {
@@ -84,6 +87,40 @@
     });
   }
 
+  // A Markdown table's header rule: | --- | :---: | ---: |
+  var TABLE_RULE = /^\s{0,3}\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+
+  function tableCells(line) {
+    // An escaped pipe (\|) is text inside a cell, not a cell border.
+    var row = line.trim().replace(/\\\|/g, "\u0000P").replace(/^\|/, "").replace(/\|$/, "");
+    return row.split("|").map(function (cell) { return cell.replace(/\u0000P/g, "|").trim(); });
+  }
+
+  // Rows from line ``start`` (the header, then its rule) while lines look like rows; the HTML
+  // and the index of the first line after the table.
+  function renderTable(lines, start) {
+    var header = tableCells(lines[start]);
+    var align = tableCells(lines[start + 1]).map(function (rule) {
+      var left = rule.charAt(0) === ":", right = rule.charAt(rule.length - 1) === ":";
+      return left && right ? "center" : right ? "right" : "";
+    });
+    function cell(tag, text, i) {
+      var style = align[i] ? ' style="text-align:' + align[i] + '"' : "";
+      return "<" + tag + style + ">" + renderInline(text) + "</" + tag + ">";
+    }
+    var head = header.map(function (text, i) { return cell("th", text, i); }).join("");
+    var body = [];
+    var i = start + 2;
+    for (; i < lines.length && /^\s{0,3}\|/.test(lines[i]); i++) {
+      var cells = tableCells(lines[i]);
+      var row = header.map(function (_h, j) { return cell("td", cells[j] || "", j); });
+      body.push("<tr>" + row.join("") + "</tr>");
+    }
+    var html = "<table><thead><tr>" + head + "</tr></thead>" +
+      (body.length ? "<tbody>" + body.join("") + "</tbody>" : "") + "</table>";
+    return { html: html, next: i };
+  }
+
   function renderMarkdown(text) {
     var lines = escapeHtml(String(text == null ? "" : text).replace(/\r\n?/g, "\n")).split("\n");
     var html = [];
@@ -109,6 +146,15 @@
 
     for (var i = 0; i < lines.length; i++) {
       var line = lines[i];
+      if (/^\s{0,3}\|.*\|/.test(line) && i + 1 < lines.length &&
+          TABLE_RULE.test(lines[i + 1]) && /\|/.test(lines[i + 1])) {
+        flushParagraph();
+        flushList();
+        var table = renderTable(lines, i);
+        html.push(table.html);
+        i = table.next - 1;
+        continue;
+      }
       var bullet = /^\s{0,3}[-*+]\s+(.*)$/.exec(line);
       var numbered = /^\s{0,3}\d{1,3}[.)]\s+(.*)$/.exec(line);
       var heading = /^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
@@ -273,6 +319,7 @@
     ".subtitle{margin:2px 0 0;font-size:12.5px;opacity:.85;display:flex;align-items:center;gap:6px;}",
     ".dot{width:8px;height:8px;border-radius:50%;background:#9ca3af;flex:none;}",
     ".dot.online{background:#22c55e;box-shadow:0 0 0 2px rgba(255,255,255,.5);}",
+    ".dot.away{background:#f59e0b;box-shadow:0 0 0 2px rgba(255,255,255,.5);}",
     ".icon-btn{width:36px;height:36px;border-radius:10px;display:flex;align-items:center;justify-content:center;}",
     ".icon-btn:hover{background:rgba(255,255,255,.16);}",
     ".header .icon-btn:focus-visible{outline-color:var(--sb-on-accent);}",
@@ -306,6 +353,12 @@
     ".bubble ul,.bubble ol{margin:.2em 0 .55em;padding-left:1.3em;}",
     ".bubble ul:last-child,.bubble ol:last-child{margin-bottom:0;}",
     ".bubble li{margin:.15em 0;}",
+    ".bubble table{display:block;max-width:100%;overflow-x:auto;border-collapse:collapse;",
+    "margin:.2em 0 .55em;font-size:13.5px;line-height:1.35;}",
+    ".bubble table:last-child{margin-bottom:0;}",
+    ".bubble th,.bubble td{border:1px solid var(--sb-border);padding:4px 8px;text-align:left;",
+    "vertical-align:top;}",
+    ".bubble th{background:rgba(0,0,0,.04);font-weight:600;}",
     ".bubble a{color:var(--sb-accent);text-decoration:underline;text-underline-offset:2px;}",
     ".customer .bubble a{color:inherit;}",
     ".streaming .bubble>p:last-child::after,.streaming .bubble>ul:last-child>li:last-child::after,",
@@ -328,6 +381,15 @@
     ".feedback button{padding:2px 10px;border:1px solid var(--sb-border);border-radius:999px;background:#fff;",
     "font-size:12.5px;color:var(--sb-text);}",
     ".feedback button:hover{border-color:var(--sb-accent);color:var(--sb-accent);}",
+    /* "which of these?": the articles the bot offers, as buttons under its message */
+    ".suggestions{margin:7px 0 0;display:flex;flex-direction:column;align-items:stretch;gap:6px;",
+    "max-width:100%;}",
+    ".suggestions .choice{text-align:left;padding:7px 12px;border:1px solid var(--sb-accent);",
+    "border-radius:12px;background:#fff;color:var(--sb-accent);font-size:14px;font-weight:550;}",
+    ".suggestions .choice:hover:not(:disabled){background:var(--sb-accent);color:var(--sb-on-accent);}",
+    ".suggestions .choice.none{border-color:var(--sb-border);color:var(--sb-muted);font-weight:500;}",
+    ".suggestions .choice:disabled{opacity:.5;}",
+    ".suggestions .choice.chosen{opacity:1;background:var(--sb-accent);color:var(--sb-on-accent);}",
     ".typing{align-self:flex-start;display:flex;align-items:center;gap:8px;color:var(--sb-muted);font-size:12.5px;}",
     ".typing .dots{background:var(--sb-bubble);border-radius:16px;padding:10px 13px;display:flex;gap:4px;}",
     ".typing .dots i{width:7px;height:7px;border-radius:50%;background:#9ca3af;display:block;",
@@ -492,6 +554,7 @@
 
     this.statusDot = el("span", { className: "dot", "aria-hidden": "true" });
     this.statusText = el("span", { text: "Connecting…" });
+    this.subtitle = el("p", { className: "subtitle" }, [this.statusDot, this.statusText]);
     this.closeBtn = el("button", {
       className: "icon-btn", type: "button", "aria-label": "Close chat",
     }, [svgIcon(ICONS.close, 20)]);
@@ -500,7 +563,7 @@
     var header = el("div", { className: "header" }, [
       el("div", { className: "header-text" }, [
         el("h2", { className: "title", id: "supportbot-title", text: this.titleText }),
-        el("p", { className: "subtitle" }, [this.statusDot, this.statusText]),
+        this.subtitle,
       ]),
       this.closeBtn,
     ]);
@@ -678,7 +741,7 @@
 
   proto._load = function () {
     var empty = { conversation_id: null, resume_token: null, last_seq: 0, messages: [],
-      outbox: [], feedback: {}, csat_done: false, state: "bot" };
+      outbox: [], feedback: {}, choices: {}, csat_done: false, state: "bot" };
     if (!this.storage) return empty;
     try {
       var parsed = JSON.parse(this.storage.getItem(this.storageKey) || "null");
@@ -706,7 +769,7 @@
   proto._resetConversation = function () {
     var outbox = this.data.outbox;
     this.data = { conversation_id: null, resume_token: null, last_seq: 0, messages: [],
-      outbox: outbox, feedback: {}, csat_done: false, state: "bot" };
+      outbox: outbox, feedback: {}, choices: {}, csat_done: false, state: "bot" };
     this.nodesBySeq = {};
     this.streams = {};
     this.csatNode = null;
@@ -762,6 +825,12 @@
           "SUPPORTBOT_ALLOWED_ORIGINS.");
       }
       if (!self._stopped) {
+        // Every close reconnects and resumes. 1012 (service restart) is what the server sends
+        // when it shuts down or restarts, 1001 (going away) what a proxy in front of it may
+        // send: the restarted server replays what was missed, including an answer in flight.
+        if (event.code === CLOSE_SERVICE_RESTART || event.code === CLOSE_GOING_AWAY) {
+          self.attempt = 0; // the backoff's jitter spreads a fleet of widgets; no penalty here
+        }
         self._setStatus(self.everConnected ? "reconnecting" : "connecting", event.code);
         self._scheduleReconnect();
       }
@@ -836,6 +905,7 @@
     this.connected = true;
     this.everConnected = true;
     this.attempt = 0;
+    this._setAvailability(frame);
     if (frame.state) this._setState(frame.state, null, true);
     this._save();
     this._setStatus("online");
@@ -936,6 +1006,9 @@
       sources: Array.isArray(frame.sources) ? frame.sources.slice(0, 10) : [],
       author: authorName(frame.author),
     };
+    if (Array.isArray(frame.suggestions) && frame.suggestions.length) {
+      msg.suggestions = frame.suggestions.slice(0, 3);
+    }
     if (frame.seq > (this.data.last_seq || 0)) this.data.last_seq = frame.seq;
     if (this.nodesBySeq[msg.seq]) { this._save(); return; } // replayed after a resume: seen it
 
@@ -970,6 +1043,7 @@
   };
 
   proto._onState = function (frame) {
+    this._setAvailability(frame);
     this._setState(frame.state, frame.reason, false);
     this._save();
   };
@@ -989,14 +1063,54 @@
     this._renderState();
   };
 
+  // Whether people answer now (business hours), from the welcome/state frames' `available`:
+  // the header must not say "Online" at night while the notice says "a person replies tomorrow".
+  proto._setAvailability = function (frame) {
+    if (typeof frame.available !== "boolean") return; // an older server: keep what we know
+    this.available = frame.available;
+    this.nextOpening = frame.available ? null : frame.next_opening || null;
+    if (this._openingTimer) { clearTimeout(this._openingTimer); this._openingTimer = null; }
+    var wait = this.nextOpening ? Date.parse(this.nextOpening) - Date.now() : NaN;
+    if (wait > 0 && wait < 2147483647) { // a tab left open overnight: switch at the opening
+      var self = this;
+      this._openingTimer = setTimeout(function () {
+        self._openingTimer = null;
+        self._renderState();
+      }, wait + 1000);
+    }
+  };
+
+  proto._peopleAvailable = function () {
+    if (typeof this.available !== "boolean") return null;
+    if (this.available) return true;
+    var opens = this.nextOpening ? Date.parse(this.nextOpening) : NaN;
+    return !isNaN(opens) && Date.now() >= opens; // the opening has passed while the tab was open
+  };
+
+  proto._describeOpening = function () {
+    var when = this.nextOpening ? new Date(this.nextOpening) : null;
+    if (!when || isNaN(when.getTime())) return "as soon as possible";
+    var day = function (d) { return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime(); };
+    var days = Math.round((day(when) - day(new Date())) / 86400000);
+    var time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    var date = days <= 0 ? "today" : days === 1 ? "tomorrow"
+      : "on " + when.toLocaleDateString([], { weekday: "long" });
+    return date + " at " + time;
+  };
+
   proto._renderState = function () {
     if (!this.banner) return;
     var state = this.state;
     var online = this.connStatus === "online";
-    this.statusDot.classList.toggle("online", online);
+    var people = this._peopleAvailable();
+    this.statusDot.classList.toggle("online", online && people !== false);
+    this.statusDot.classList.toggle("away", online && people === false);
+    this.subtitle.setAttribute("data-connection", online ? "online" : "connecting");
     this.statusText.textContent = !online
       ? (this.connStatus === "reconnecting" ? "Reconnecting…" : "Connecting…")
       : state === "human" ? "You're chatting with " + (this.agentName || "our team")
+      : people === true ? "People available"
+      : people === false ? "Bot only — a person replies " + this._describeOpening()
       : state === "awaiting_human" ? "Online — a person will reply here"
       : "Online — we usually reply in seconds";
     var text = "";
@@ -1224,7 +1338,11 @@
     var follow = this._atEnd();
     node.classList.remove("streaming");
     node.removeAttribute("aria-busy");
-    this._fillBubble(node._bubble, msg);
+    var offers = msg.role === "bot" && msg.seq != null && msg.suggestions && msg.suggestions.length;
+    // The text lists the offered articles too, for clients without buttons; here the buttons
+    // below replace that list, so only the question above it is shown.
+    this._fillBubble(node._bubble, offers
+      ? { role: msg.role, text: String(msg.text).split(/\n\s*\n/)[0] } : msg);
     if (msg.seq != null) {
       node.dataset.seq = String(msg.seq);
       this.nodesBySeq[msg.seq] = node;
@@ -1234,11 +1352,60 @@
       this._renderState();
     }
     if (msg.sources && msg.sources.length) node.appendChild(this._sourcesNode(msg.sources));
-    if (msg.role === "bot" && msg.seq != null) node.appendChild(this._feedbackNode(msg.seq));
+    if (offers) node.appendChild(this._suggestionsNode(msg.seq, msg.suggestions));
+    else if (msg.role === "bot" && msg.seq != null) node.appendChild(this._feedbackNode(msg.seq));
     if (!streamedNode) this._append(node);
     else this._scrollToEnd(follow);
     if (restoring) this._scrollToEnd(true);
     return node;
+  };
+
+  // "Which of these?": one button per offered article plus "None of these". A pick sends a
+  // choose frame (the answer, or a person for "none"), is remembered, and disables the buttons.
+  proto._suggestionsNode = function (seq, suggestions) {
+    var self = this;
+    var wrap = el("div", { className: "suggestions", role: "group",
+      "aria-label": "Suggested articles: pick the one closest to your question" });
+    var buttons = [];
+    function settle(chosen) {
+      buttons.forEach(function (button) {
+        button.disabled = true;
+        button.setAttribute("aria-pressed", button === chosen ? "true" : "false");
+      });
+      if (chosen) chosen.classList.add("chosen");
+    }
+    function choose(articleId, button) {
+      if (!self._send({ type: "choose", seq: seq, article_id: articleId })) {
+        self._announce("You're offline. Pick again once you're back online.");
+        return;
+      }
+      self.data.choices[seq] = articleId;
+      self._save();
+      settle(button);
+      self._announce(articleId === null
+        ? "None of these. Connecting you with a person."
+        : "You picked " + button.textContent + ".");
+      self.input.focus();
+    }
+    suggestions.forEach(function (suggestion) {
+      if (!suggestion || typeof suggestion.article_id !== "string") return;
+      var title = String(suggestion.title || suggestion.article_id).slice(0, 120);
+      var button = el("button", { type: "button", className: "choice", text: title });
+      button._articleId = suggestion.article_id;
+      button.addEventListener("click", function () { choose(suggestion.article_id, button); });
+      buttons.push(button);
+      wrap.appendChild(button);
+    });
+    var none = el("button", { type: "button", className: "choice none", text: "None of these" });
+    none._articleId = null;
+    none.addEventListener("click", function () { choose(null, none); });
+    buttons.push(none);
+    wrap.appendChild(none);
+    var choices = this.data.choices || (this.data.choices = {});
+    if (Object.prototype.hasOwnProperty.call(choices, seq)) {
+      settle(buttons.filter(function (b) { return b._articleId === choices[seq]; })[0] || null);
+    }
+    return wrap;
   };
 
   proto._sourcesNode = function (sources) {

@@ -13,6 +13,8 @@ built here are what outside clients match on.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
 
@@ -29,6 +31,52 @@ ParseErrorCode = Literal[
 
 # Put in ``Annotated[A | B | ..., BY_TYPE]``: the union is told apart by its ``type`` field.
 BY_TYPE = Discriminator("type")
+
+# Hostile frames, refused before they reach a model or the database: nesting deeper than any
+# frame needs (Python's JSON decoder recurses, and deep enough input raises RecursionError), and
+# numbers no client needs (SQLite and PostgreSQL integers stop at 2**63, and JavaScript counts
+# exactly only to 2**53, so a sequence number must stay below that).
+MAX_JSON_DEPTH = 16
+MAX_SAFE_INT = 2**53 - 1
+_JSON_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Does JSON ``text`` nest arrays/objects deeper than ``limit``? Counted without parsing
+    (strings skipped), so a hostile frame never reaches the recursive decoder."""
+    depth = 0
+    for match in _JSON_STRUCTURE.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut: an error detail must not echo a 16 KiB ``type`` back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def out_of_range(value: Any) -> bool:
+    """Does a decoded frame hold a number outside +-(2**53 - 1), or NaN/Infinity? (The walk is
+    bounded: the frame's depth was checked before decoding.)"""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -MAX_SAFE_INT <= value <= MAX_SAFE_INT
+    if isinstance(value, float):
+        return not math.isfinite(value) or abs(value) > MAX_SAFE_INT
+    if isinstance(value, dict):
+        return any(out_of_range(item) for item in value.values())
+    if isinstance(value, list):
+        return any(out_of_range(item) for item in value)
+    return False
+
 
 F = TypeVar("F")
 
@@ -166,8 +214,14 @@ class FrameParser(FrameUnion[F]):
     def parse(self, raw: str | bytes) -> F:
         """Parse one client frame, or raise ``error`` saying precisely what is wrong."""
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise self.error("invalid_json", "frame is not UTF-8 text") from None
+        if too_deep(text):
+            raise self.error("invalid_json", f"frame nests deeper than {MAX_JSON_DEPTH} levels")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise self.error("invalid_json", f"frame is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise self.error("invalid_json", "frame must be a JSON object")
@@ -177,7 +231,14 @@ class FrameParser(FrameUnion[F]):
             known = ", ".join(sorted(self.types))
             raise self.error(
                 "unknown_type",
-                f"unknown frame type {frame_type!r}; expected one of {known}",
+                f"unknown frame type {_short(frame_type)}; expected one of {known}",
+                client_msg_id=ref,
+            )
+        if out_of_range(data):
+            raise self.error(
+                "invalid_frame",
+                f"invalid {frame_type} frame: numbers must be finite and within "
+                f"+-{MAX_SAFE_INT} (2**53 - 1)",
                 client_msg_id=ref,
             )
         for check in self.checks:

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from bot.conversations.framekit import (
     BY_TYPE,
+    MAX_SAFE_INT,
     BaseErrorFrame,
     Direction,
     FrameParser,
@@ -45,6 +46,7 @@ MAX_TEXT_CHARS = 20_000
 MAX_COMMENT_CHARS = 2_000
 MAX_VISITOR_KEYS = 20
 MAX_VISITOR_JSON_CHARS = 2_000
+MAX_ARTICLE_ID_CHARS = 200  # article ids are paths under the articles folder
 
 Role = Literal["customer", "bot", "agent", "system"]
 ConversationState = Literal["bot", "awaiting_human", "human", "resolved"]
@@ -56,7 +58,8 @@ ErrorCode = Literal[
     "hello_required",  # a frame other than hello before the conversation is open
     "already_open",  # a second hello on the same socket
     "resume_failed",  # unknown conversation, wrong token, or resume window passed
-    "unknown_message",  # feedback on a seq that is not a bot message of this conversation
+    "unknown_message",  # feedback/choose on a seq that is not a bot message (with suggestions)
+    "unknown_choice",  # choose names an article that is not among the message's suggestions
     "internal_error",  # the server failed; the frame was not processed, resend it
     "frame_too_large",  # sent just before the 1009 close
 ]
@@ -64,7 +67,8 @@ ErrorCode = Literal[
 # WebSocket close codes the server uses (RFC 6455 section 7.4.1).
 CLOSE_POLICY_VIOLATION = 1008  # origin not allowed (sent as HTTP 403 before accept)
 CLOSE_MESSAGE_TOO_BIG = 1009  # frame larger than the maximum frame size
-CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_GOING_AWAY = 1001  # the peer is going away (a browser leaving the page)
+CLOSE_SERVICE_RESTART = 1012  # server shutting down or restarting: reconnect and resume
 
 
 # --- client -> server -----------------------------------------------------------------------
@@ -77,7 +81,7 @@ class HelloFrame(Frame):
     type: Literal["hello"] = "hello"
     conversation_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
     resume_token: str | None = Field(None, min_length=1, max_length=MAX_TOKEN_CHARS)
-    last_seq: int = Field(0, ge=0)
+    last_seq: int = Field(0, ge=0, le=MAX_SAFE_INT)
     visitor: dict[str, str | int | float | bool | None] | None = Field(
         None, max_length=MAX_VISITOR_KEYS
     )
@@ -105,7 +109,7 @@ class FeedbackFrame(Frame):
 
     direction: ClassVar[Direction] = "client"
     type: Literal["feedback"] = "feedback"
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SAFE_INT)
     helpful: bool
     client_msg_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
 
@@ -123,6 +127,19 @@ class CsatFrame(Frame):
     ces: int | None = Field(None, ge=1, le=7)
 
 
+class ChooseFrame(Frame):
+    """The customer's pick among the articles bot message ``seq`` offered ("which of these?"):
+    ``article_id`` gets the answer from that article, ``null`` ("none of these") hands over to a
+    person. Required rather than defaulted, so a client that forgets it is refused instead of
+    handing the conversation over by accident."""
+
+    direction: ClassVar[Direction] = "client"
+    type: Literal["choose"] = "choose"
+    seq: int = Field(ge=1)
+    article_id: str | None = Field(..., min_length=1, max_length=MAX_ARTICLE_ID_CHARS)
+    client_msg_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
+
+
 class ClientTypingFrame(Frame):
     """The customer is typing (shown to an agent who holds the conversation)."""
 
@@ -136,6 +153,7 @@ ClientFrame = Annotated[
     | HandoffRequestFrame
     | FeedbackFrame
     | CsatFrame
+    | ChooseFrame
     | ClientTypingFrame,
     BY_TYPE,
 ]
@@ -154,6 +172,12 @@ class WelcomeFrame(Frame):
     state: ConversationState
     last_seq: int = Field(0, ge=0, description="Highest seq stored in the conversation.")
     resumed: bool = False
+    available: bool | None = Field(
+        None, description="People answer the queue now (business hours); else the bot only."
+    )
+    next_opening: str | None = Field(
+        None, description="With available false: when people are next there (ISO 8601)."
+    )
 
 
 class AckFrame(Frame):
@@ -189,6 +213,7 @@ class MessageFrame(Frame):
     reply_to: int | None = None
     client_msg_id: str | None = None
     created_at: str | None = None
+    suggestions: list[Source] | None = None  # "which of these?": only on a bot message offering
 
     @classmethod
     def from_message(cls, message: Message) -> MessageFrame:
@@ -203,6 +228,9 @@ class MessageFrame(Frame):
             reply_to=message.reply_to,
             client_msg_id=message.client_msg_id,
             created_at=created.isoformat() if created is not None else None,
+            suggestions=[Source.model_validate(s) for s in message.suggestions]
+            if message.suggestions
+            else None,
         )
 
 
@@ -213,6 +241,8 @@ class StateFrame(Frame):
     type: Literal["state"] = "state"
     state: ConversationState
     reason: str | None = None
+    available: bool | None = None  # as in welcome: people answer the queue now
+    next_opening: str | None = None  # as in welcome: when people are next there
 
 
 class TypingFrame(Frame):

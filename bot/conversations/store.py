@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from bot.core.clock import aware, utcnow
 from bot.core.models import Conversation, ConversationEvent, CsatRating, Feedback, Message
@@ -145,13 +145,149 @@ def append_message(
     return message, True
 
 
-def is_unanswered(session: Session, conversation_id: str, seq: int) -> bool:
-    """True when customer message ``seq`` is the conversation's last word and the bot holds it.
+# --- answers the bot owes ----------------------------------------------------------------------
+#
+# A customer message the bot must answer carries ``answer_owner``: the id of the service process
+# computing its answer, set in the transaction that stores the question. The answer is stored
+# only by the transaction that clears the mark (``settle_answer``), so however many tasks try,
+# one answer is stored per question. A process that stops mid-answer leaves the mark behind; the
+# next process takes it over (``take_over_answer``/``take_over_unanswered``), on a resend, on a
+# resume or at start-up, and answers it then.
 
-    That only happens when the process stopped between storing a question and answering it.
+
+def lock_conversation_row(session: Session, conversation_id: str) -> None:
+    """Hold the conversation's write lock until the caller commits, so what is read next is not
+    changed by another writer before this transaction's own writes (the same lock the state
+    machine takes to decide)."""
+    if session.get_bind().dialect.name == "sqlite":
+        # No row locks: an UPDATE takes the database's write lock before anything is read.
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(state=Conversation.state)
+        )
+    else:
+        session.execute(
+            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+        )
+
+
+def _owed(question: type[Message]) -> ColumnElement[bool]:
+    """SQL: customer message ``question`` still waits for a bot answer in a conversation the bot
+    holds. Marked questions wait until answered; an unmarked one (stored before the mark
+    existed) waits while no bot answer, agent reply or system notice came after it."""
+    bot_reply = aliased(Message)
+    later = aliased(Message)
+    answered = exists().where(
+        bot_reply.conversation_id == question.conversation_id,
+        bot_reply.role == "bot",
+        bot_reply.reply_to == question.seq,
+    )
+    overtaken = exists().where(
+        later.conversation_id == question.conversation_id,
+        later.seq > question.seq,
+        later.role.in_(("agent", "system")),
+    )
+    in_bot_hands = exists().where(
+        Conversation.id == question.conversation_id, Conversation.state == "bot"
+    )
+    return (
+        (question.role == "customer")
+        & in_bot_hands
+        & ~answered
+        & or_(question.answer_owner.is_not(None), ~overtaken)
+    )
+
+
+def is_unanswered(session: Session, conversation_id: str, seq: int) -> bool:
+    """True when customer message ``seq`` still waits for its bot answer: the process that
+    owed it stopped first, or the answer is being computed now."""
+    found = session.scalar(
+        select(Message.id).where(
+            Message.conversation_id == conversation_id, Message.seq == seq, _owed(Message)
+        )
+    )
+    return found is not None
+
+
+def mark_answer_owed(session: Session, message: Message, owner: str) -> None:
+    """In the transaction that stores ``message``: the bot owes it an answer, computed by the
+    process ``owner``."""
+    message.answer_owner = owner
+    session.flush()
+
+
+def take_over_answer(session: Session, conversation_id: str, seq: int, owner: str) -> bool:
+    """Claim the answer to question ``seq`` for the process ``owner`` when it is still owed and
+    no task of ``owner`` is on it; True when the caller must now answer it.
+
+    Decided under the conversation's lock, so of any number of resends, resumes and start-up
+    jobs racing for one question exactly one wins, and none wins once the answer is stored.
     """
-    conversation = session.get(Conversation, conversation_id)
-    return conversation is not None and conversation.state == "bot" and conversation.last_seq == seq
+    lock_conversation_row(session, conversation_id)
+    if not is_unanswered(session, conversation_id, seq):
+        return False
+    claimed = session.execute(
+        update(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.seq == seq,
+            or_(Message.answer_owner.is_(None), Message.answer_owner != owner),
+        )
+        .values(answer_owner=owner)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+def take_over_unanswered(
+    session: Session,
+    owner: str,
+    *,
+    conversation_id: str | None = None,
+    active_since: datetime | None = None,
+) -> list[Message]:
+    """Every question still owed an answer (of one conversation, or of every conversation
+    active since ``active_since``) that no task of ``owner`` is on, now claimed for ``owner``,
+    oldest first: what a resume or the start-up job answers."""
+    query = select(Message).where(
+        _owed(Message),
+        or_(Message.answer_owner.is_(None), Message.answer_owner != owner),
+    )
+    if conversation_id is not None:
+        query = query.where(Message.conversation_id == conversation_id)
+    if active_since is not None:
+        recent = select(Conversation.id).where(Conversation.updated_at >= active_since)
+        query = query.where(Message.conversation_id.in_(recent))
+    candidates = list(session.scalars(query.order_by(Message.conversation_id, Message.seq)))
+    return [m for m in candidates if take_over_answer(session, m.conversation_id, m.seq, owner)]
+
+
+def settle_answer(session: Session, conversation_id: str, seq: int, owner: str) -> bool:
+    """Clear the mark of question ``seq`` before its answer is stored in the same transaction;
+    False (store nothing) when ``owner`` no longer holds it: another task answered it."""
+    lock_conversation_row(session, conversation_id)
+    settled = session.execute(
+        update(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.seq == seq,
+            Message.answer_owner == owner,
+        )
+        .values(answer_owner=None)
+    )
+    return bool(settled.rowcount)  # type: ignore[attr-defined]
+
+
+def release_unowed_answers(session: Session) -> int:
+    """Clear the marks of questions whose conversation a person holds or has ended: the bot no
+    longer owes them an answer (run at start-up, before any task of the new process exists)."""
+    in_bot_hands = select(Conversation.id).where(Conversation.state == "bot")
+    released = session.execute(
+        update(Message)
+        .where(Message.answer_owner.is_not(None), Message.conversation_id.not_in(in_bot_hands))
+        .values(answer_owner=None)
+    )
+    return int(released.rowcount)  # type: ignore[attr-defined]
 
 
 def messages_after(session: Session, conversation_id: str, last_seq: int = 0) -> list[Message]:

@@ -82,6 +82,14 @@ class Message(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     escalate: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # "Which of these?": the articles a bot message offered as choices (``Source`` dicts, best
+    # first); the customer's ``choose`` frame is checked against them. None for other messages.
+    suggestions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # On a customer message the bot owes an answer: the service process computing it (set with
+    # the question, or taken over from a stopped process, under the conversation's lock) until
+    # the answer is stored, then None again. Only the holder may store the answer, so a question
+    # is answered once however often it is resent, and one a stopped process left is found again.
+    answer_owner: Mapped[str | None] = mapped_column(String(32), index=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -203,4 +211,26 @@ class ArticleVersion(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of content
     previous_hash: Mapped[str | None] = mapped_column(String(64))  # of the file it replaced
     actor: Mapped[str | None] = mapped_column(String(320))  # the admin's email; None for files
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginAttempt(Base):
+    """The sign-in audit trail: every refused sign-in (wrong password, throttled, locked, the
+    password-check queue full), every success and every ``supportbot user unlock``.
+
+    ``email`` is the address as typed (normalised), which may belong to nobody: throttling
+    counts per typed address and per IP (``bot.people.throttle``), so guessing at unknown
+    addresses is slowed too and the answers do not reveal which addresses exist.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_created", "email", "created_at"),
+        Index("ix_login_attempts_ip_created", "ip", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # failed|throttled|locked|busy|success|unlock
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,104 +1,314 @@
-"""Token-bucket rate limits for the public chat door.
+"""Fair limits: request rates (on the ``limits`` library) and the answer capacity.
 
-A bucket holds up to ``capacity`` tokens and refills at ``rate`` tokens a second; each message
-takes one. Bursts (a customer pasting three lines) pass, a sustained flood does not, and the
-refusal says how long to wait. Buckets are in process memory: with several service processes
-each enforces its own share, which is fine for abuse control (not for billing).
+Two different things are limited, because a flood hurts in two different ways:
+
+* **Rates**: frames, messages, new conversations and ``/api/ask`` calls, each per connection, per
+  client IP and for the whole service. A limit is a *moving window*: at most ``amount`` hits in
+  any ``window_s`` seconds, which is a burst of ``amount`` followed by the sustained rate
+  ``amount / window_s`` (the same promise the settings' "burst" and "per minute" make). A
+  refusal says how long until the oldest hit leaves the window, which is an honest retry time.
+  Counters live in a ``limits`` storage: process memory by default, or Redis
+  (``SUPPORTBOT_RATE_LIMIT_STORAGE=redis://...``) when several processes must share them.
+* **Answer capacity**: an answer costs a retrieval (embedding, BM25, maybe an LLM call); a few run
+  at once and the rest wait (:class:`AnswerSlots`). Each client IP gets at most a share of the
+  running answers and a bounded queue, so one client's flood waits behind itself instead of in
+  front of every other customer, and is refused at the door once its queue is full.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import math
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-Clock = Callable[[], float]
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
 
 
-@dataclass
-class TokenBucket:
-    """One bucket. ``clock`` is injectable so tests need not sleep."""
+@dataclass(frozen=True)
+class Rate:
+    """At most ``amount`` hits in any ``window_s`` seconds."""
 
-    capacity: float
-    rate: float  # tokens per second
-    clock: Clock = time.monotonic
-    tokens: float = field(init=False)
-    updated: float = field(init=False)
+    amount: int
+    window_s: int
+    item: RateLimitItem = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.capacity <= 0 or self.rate <= 0:
-            raise ValueError("capacity and rate must be positive")
-        self.tokens = float(self.capacity)
-        self.updated = self.clock()
+        if self.amount < 1 or self.window_s < 1:
+            raise ValueError("a rate needs a positive amount and window")
+        object.__setattr__(self, "item", RateLimitItemPerSecond(self.amount, self.window_s))
 
-    def _refill(self) -> None:
-        now = self.clock()
-        elapsed = max(0.0, now - self.updated)
-        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
-        self.updated = now
+    @classmethod
+    def of(cls, burst: float, per_second: float) -> Rate:
+        """The window that allows a burst of ``burst`` and then ``per_second`` on average."""
+        if burst < 1 or per_second <= 0:
+            raise ValueError("burst must be at least 1 and the rate positive")
+        amount = int(burst)
+        return cls(amount, max(1, math.ceil(amount / per_second)))
 
-    def try_acquire(self, cost: float = 1.0) -> bool:
-        """Take ``cost`` tokens if there are enough; never blocks."""
-        self._refill()
-        if self.tokens >= cost:
-            self.tokens -= cost
-            return True
-        return False
+    @classmethod
+    def per_minute(cls, burst: float, per_minute: float) -> Rate:
+        return cls.of(burst, per_minute / 60.0)
 
-    def retry_after(self, cost: float = 1.0) -> float:
-        """Seconds until ``cost`` tokens will be available."""
-        self._refill()
-        missing = cost - self.tokens
-        return 0.0 if missing <= 0 else missing / self.rate
+
+@dataclass(frozen=True)
+class Check:
+    """One limit to pass: ``rate`` counted under ``key`` (``scope`` names it in refusals)."""
+
+    scope: str
+    rate: Rate
+    key: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A hit that did not pass: which limit, and the seconds until it would."""
+
+    scope: str
+    retry_after_s: float
 
     @property
-    def full(self) -> bool:
-        self._refill()
-        return self.tokens >= self.capacity
+    def retry_after_ms(self) -> int:
+        return max(1, math.ceil(self.retry_after_s * 1000))
+
+    @property
+    def retry_after_header(self) -> str:
+        """``Retry-After`` is whole seconds, rounded up (never 0: "now" would be a lie)."""
+        return str(max(1, math.ceil(self.retry_after_s)))
 
 
-class KeyedLimiter:
-    """A bucket per key (a client IP), shared by every socket of that key.
+def open_storage(uri: str = "memory://") -> Storage:
+    """A ``limits`` storage: ``memory://`` (this process) or e.g. ``redis://host:6379``."""
+    if uri.strip().lower() in ("", "memory://"):
+        return MemoryStorage()
+    storage = storage_from_string(uri)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"{uri!r} is an asynchronous storage; use the synchronous scheme")
+    return storage
 
-    Memory stays bounded: beyond ``max_keys`` the least recently used bucket is dropped, which
-    at worst forgives an idle client its spent tokens.
+
+class RateLimiter:
+    """Moving-window limits over one storage, safe to share between sockets and requests."""
+
+    def __init__(self, storage: Storage | None = None, *, namespace: str = "supportbot") -> None:
+        self.storage = storage if storage is not None else MemoryStorage()
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.namespace = namespace
+
+    def _key(self, check: Check) -> tuple[str, str, str]:
+        return (self.namespace, check.scope, check.key)
+
+    def hit(self, *checks: Check) -> Refusal | None:
+        """Count one hit against every check, or none of them: the first check that would be
+        exceeded refuses (with its retry time) and nothing is counted, so a refused request
+        does not use up the quota of the limits it did pass."""
+        for check in checks:
+            if not self.strategy.test(check.rate.item, *self._key(check)):
+                return Refusal(check.scope, self.retry_after(check))
+        for check in checks:
+            if not self.strategy.hit(check.rate.item, *self._key(check)):
+                # Another request took the last place in between: refuse this one.
+                return Refusal(check.scope, self.retry_after(check))
+        return None
+
+    def retry_after(self, check: Check) -> float:
+        """Seconds until one more hit fits ``check``."""
+        stats = self.strategy.get_window_stats(check.rate.item, *self._key(check))
+        if stats.remaining > 0:
+            return 0.0
+        return max(0.0, stats.reset_time - time.time())
+
+    def clear(self, check: Check) -> None:
+        self.strategy.clear(check.rate.item, *self._key(check))
+
+
+class CapacityFull(Exception):
+    """The answer queue (the client's share, or the whole service's) is full."""
+
+
+class AnswerSlots:
+    """Bounded answer capacity with a per-client share.
+
+    ``total`` answers run at once, at most ``per_client`` of them for one client; a client may
+    have ``queue_per_client`` answers waiting or running and the service ``queue_total``.
+    :meth:`room` is the admission check (a chat message is refused before it is stored when
+    there is none); :meth:`slot` waits for a place. Waiting happens on the client's own
+    semaphore first, so a flooding client's backlog never stands in the shared queue.
     """
 
-    def __init__(
-        self,
-        capacity: float,
-        rate: float,
-        *,
-        max_keys: int = 100_000,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.capacity = capacity
-        self.rate = rate
-        self.max_keys = max_keys
-        self.clock = clock
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, total: int, per_client: int, queue_per_client: int, queue_total: int):
+        if min(total, per_client, queue_per_client, queue_total) < 1:
+            raise ValueError("answer capacity settings must be positive")
+        self.total = total
+        self.per_client = min(per_client, total)
+        self.queue_per_client = max(queue_per_client, self.per_client)
+        self.queue_total = max(queue_total, total)
+        self._shared: asyncio.Semaphore | None = None
+        self._own: dict[str, asyncio.Semaphore] = {}
+        self._pending: Counter[str] = Counter()
+        self.running = 0
+        self.peak_running = 0
 
-    def _bucket(self, key: str) -> TokenBucket:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = TokenBucket(self.capacity, self.rate, self.clock)
-            self._buckets[key] = bucket
-            while len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-        return bucket
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnswerSlots:
+        return cls(
+            settings.answer_concurrency,
+            settings.answer_concurrency_per_ip,
+            settings.answer_queue_per_ip,
+            settings.answer_queue_total,
+        )
 
-    def try_acquire(self, key: str, cost: float = 1.0) -> bool:
-        with self._lock:
-            return self._bucket(key).try_acquire(cost)
+    def pending(self, client: str | None = None) -> int:
+        """Answers waiting or running, for one client or all of them."""
+        return self._pending[client] if client is not None else sum(self._pending.values())
 
-    def retry_after(self, key: str, cost: float = 1.0) -> float:
-        with self._lock:
-            return self._bucket(key).retry_after(cost)
+    def room(self, client: str) -> bool:
+        """May ``client`` queue one more answer now?"""
+        return self._pending[client] < self.queue_per_client and self.pending() < self.queue_total
 
-    def __len__(self) -> int:
-        return len(self._buckets)
+    @asynccontextmanager
+    async def slot(
+        self, client: str, *, timeout: float | None = None, admit: bool = True
+    ) -> AsyncIterator[None]:
+        """Hold one answer place for ``client`` while the block runs. Raises
+        :class:`CapacityFull` when there is no room (unless ``admit`` is false: the caller
+        admitted the work already, e.g. a chat message stored after :meth:`room`), and
+        :class:`TimeoutError` when no place freed within ``timeout`` seconds."""
+        if admit and not self.room(client):
+            raise CapacityFull(client)
+        if self._shared is None:
+            self._shared = asyncio.Semaphore(self.total)
+        shared = self._shared
+        own = self._own.get(client)
+        if own is None:
+            own = self._own[client] = asyncio.Semaphore(self.per_client)
+        self._pending[client] += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await own.acquire()
+                try:
+                    await shared.acquire()
+                except BaseException:
+                    own.release()
+                    raise
+            self.running += 1
+            self.peak_running = max(self.peak_running, self.running)
+            try:
+                yield
+            finally:
+                self.running -= 1
+                shared.release()
+                own.release()
+        finally:
+            self._pending[client] -= 1
+            if self._pending[client] <= 0:
+                del self._pending[client]
+                self._own.pop(client, None)
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """Every rate of the public doors, from the settings: one place that says what is
+    limited, per what, and how much."""
+
+    frames_connection: Rate
+    frames_ip: Rate
+    frames_global: Rate
+    messages_connection: Rate
+    messages_ip: Rate
+    messages_global: Rate
+    hellos_ip: Rate
+    hellos_global: Rate
+    ask_ip: Rate
+    ask_global: Rate
+    refusals_connection: Rate
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ServiceLimits:
+        return cls(
+            frames_connection=Rate.of(s.chat_rate_frames_burst, s.chat_rate_frames_per_second),
+            frames_ip=Rate.of(s.chat_rate_ip_frames_burst, s.chat_rate_ip_frames_per_second),
+            frames_global=Rate.of(
+                s.chat_rate_global_frames_burst, s.chat_rate_global_frames_per_second
+            ),
+            messages_connection=Rate.per_minute(
+                s.chat_rate_messages_burst, s.chat_rate_messages_per_minute
+            ),
+            messages_ip=Rate.per_minute(s.chat_rate_ip_burst, s.chat_rate_ip_per_minute),
+            messages_global=Rate.per_minute(
+                s.chat_rate_global_burst, s.chat_rate_global_per_minute
+            ),
+            hellos_ip=Rate.per_minute(
+                s.chat_rate_conversations_ip_burst, s.chat_rate_conversations_ip_per_minute
+            ),
+            hellos_global=Rate.per_minute(
+                s.chat_rate_conversations_global_burst, s.chat_rate_conversations_global_per_minute
+            ),
+            ask_ip=Rate.per_minute(s.ask_rate_ip_burst, s.ask_rate_ip_per_minute),
+            ask_global=Rate.per_minute(s.ask_rate_global_burst, s.ask_rate_global_per_minute),
+            refusals_connection=Rate(
+                s.chat_close_after_refusals, max(1, math.ceil(s.chat_refusal_window_s))
+            ),
+        )
+
+
+class Gatekeeper:
+    """The process's limiter with its limits: what the chat socket and ``/api/ask`` ask
+    before doing work. Keys: a connection id, a client IP, or ``*`` for the whole service."""
+
+    def __init__(self, limits: ServiceLimits, limiter: RateLimiter) -> None:
+        self.limits = limits
+        self.limiter = limiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gatekeeper:
+        storage = open_storage(settings.rate_limit_storage)
+        return cls(ServiceLimits.from_settings(settings), RateLimiter(storage))
+
+    def _hit(self, checks: Sequence[Check]) -> Refusal | None:
+        return self.limiter.hit(*checks)
+
+    def frame(self, connection: str, ip: str) -> Refusal | None:
+        lim = self.limits
+        return self._hit(
+            [
+                Check("connection_frames", lim.frames_connection, connection),
+                Check("ip_frames", lim.frames_ip, ip),
+                Check("frames", lim.frames_global, "*"),
+            ]
+        )
+
+    def message(self, connection: str, ip: str) -> Refusal | None:
+        lim = self.limits
+        return self._hit(
+            [
+                Check("connection_messages", lim.messages_connection, connection),
+                Check("ip_messages", lim.messages_ip, ip),
+                Check("messages", lim.messages_global, "*"),
+            ]
+        )
+
+    def hello(self, ip: str) -> Refusal | None:
+        lim = self.limits
+        return self._hit(
+            [Check("ip_hellos", lim.hellos_ip, ip), Check("hellos", lim.hellos_global, "*")]
+        )
+
+    def ask(self, ip: str) -> Refusal | None:
+        lim = self.limits
+        return self._hit([Check("ip_ask", lim.ask_ip, ip), Check("ask", lim.ask_global, "*")])
+
+    def refusal_strike(self, connection: str) -> bool:
+        """Count a refusal against a connection; False when it has had too many recently (the
+        socket should be closed)."""
+        check = Check("connection_refusals", self.limits.refusals_connection, connection)
+        return self.limiter.hit(check) is None

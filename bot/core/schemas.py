@@ -19,6 +19,7 @@ EscalationReason = Literal[
     "repeated_failure",
     "frustration",
     "error",  # the answerer or the vector store failed: something went wrong on our side
+    "no_match",  # the customer answered "none of these" to the articles the bot offered
 ]
 
 
@@ -39,13 +40,19 @@ class Source(BaseModel):
 
 
 class AnswerResult(BaseModel):
-    """The complete answer: what /api/ask returns and what the chat stores."""
+    """The complete answer: what /api/ask returns and what the chat stores.
+
+    ``suggestions`` (2-3 articles, best first, with ``escalate`` false) means "which of these?":
+    the evidence was split between close articles, so the customer picks one instead of the bot
+    guessing. Empty for every other reply.
+    """
 
     answer: str
     escalate: bool
     reason: EscalationReason | None = None
     confidence: float = Field(ge=0.0, le=1.0)
     sources: list[Source] = Field(default_factory=list)
+    suggestions: list[Source] = Field(default_factory=list)
 
 
 class Answerer(Protocol):
@@ -57,3 +64,9 @@ class Answerer(Protocol):
     def stream(
         self, question: str, history: Sequence[Turn] = ()
     ) -> AsyncIterator[str | AnswerResult]: ...
+
+    def stream_article(
+        self, article: Source, question: str, history: Sequence[Turn] = ()
+    ) -> AsyncIterator[str | AnswerResult]:
+        """The answer to ``question`` from one article the customer picked among suggestions."""
+        ...

@@ -98,11 +98,41 @@ class Settings(BaseSettings):
         description="Answer when the answerability score reaches this; escalate below it. "
         "Choose it from `supportbot eval` on your own golden questions.",
     )
+    waiting_answer_threshold: float = Field(
+        0.85,
+        ge=0.0,
+        le=1.0,
+        description="While a conversation waits for a person, the bot still answers questions "
+        "whose answerability score reaches this (stricter than answer_threshold), marked as the "
+        "bot's; the conversation stays in the queue. At 0.85 on banking77-oos valid 89% of such "
+        "answers are right and 6% of out-of-scope questions get one (0.6: 73% and 33%).",
+    )
     retrieval_dense_k: int = Field(40, ge=1, le=500, description="Chunks taken from Chroma.")
     retrieval_bm25_k: int = Field(40, ge=1, le=500, description="Chunks taken from BM25.")
     retrieval_articles: int = Field(10, ge=1, le=50, description="Articles kept after fusion.")
     retrieval_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     answer_max_sources: int = Field(3, ge=1, le=10, description="Articles cited at most.")
+    suggest_max_choices: int = Field(
+        3,
+        ge=0,
+        le=3,
+        description="'Which of these?': when retrieval can barely tell the top articles apart, "
+        "offer up to this many as choices instead of guessing (0 turns it off).",
+    )
+    suggest_margin: float = Field(
+        0.06,
+        ge=0.0,
+        le=1.0,
+        description="Articles offered as choices have a retrieval score within this of the best "
+        "article's (see docs/evaluation.md).",
+    )
+    suggest_slack: float = Field(
+        0.08,
+        ge=0.0,
+        le=1.0,
+        description="...and an answerability score of at least answer_threshold minus this, so "
+        "a question just below the threshold gets choices instead of a hand-over.",
+    )
     max_question_chars: int = Field(
         2000, ge=10, le=20_000, description="Longer questions are refused with a 422."
     )
@@ -125,6 +155,18 @@ class Settings(BaseSettings):
     )
     session_cookie_secure: bool = Field(
         False, description="Send the sign-in cookie over HTTPS only (set true behind TLS)."
+    )
+    shutdown_grace_s: float = Field(
+        15.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, answers being written get this long to finish (customers see "
+        "them live) before sockets close with 1012; an unfinished one is answered after restart.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="IPs or CIDRs of your reverse proxies: only their X-Forwarded-For / "
+        "X-Forwarded-Host are believed (client IP, same-origin check); none by default.",
     )
 
     # --- human handoff (bot/handoff: machine, triggers, hours) -------------------------------
@@ -193,11 +235,173 @@ class Settings(BaseSettings):
     chat_rate_frames_per_second: float = Field(
         50.0, gt=0, description="Sustained frame rate per connection (typing, garbage, ...)."
     )
+    chat_rate_ip_frames_burst: int = Field(
+        600, ge=1, description="Frames of any type per client IP at once, all its sockets."
+    )
+    chat_rate_ip_frames_per_second: float = Field(
+        100.0, gt=0, description="Sustained frame rate per client IP, all its sockets together."
+    )
+    chat_rate_global_frames_burst: int = Field(
+        10_000, ge=1, description="Frames of any type at once, all clients together."
+    )
+    chat_rate_global_frames_per_second: float = Field(
+        2000.0, gt=0, description="Sustained frame rate of the whole service."
+    )
+    chat_rate_global_burst: int = Field(
+        600, ge=1, description="Messages at once, all clients together."
+    )
+    chat_rate_global_per_minute: float = Field(
+        3000.0, gt=0, description="Sustained message rate of the whole service."
+    )
+    chat_rate_conversations_ip_burst: int = Field(
+        20, ge=1, description="Hello frames (new or resumed conversations) per client IP at once."
+    )
+    chat_rate_conversations_ip_per_minute: float = Field(
+        20.0, gt=0, description="Sustained rate of hello frames per client IP."
+    )
+    chat_rate_conversations_global_burst: int = Field(
+        300, ge=1, description="Hello frames at once, all clients together."
+    )
+    chat_rate_conversations_global_per_minute: float = Field(
+        1200.0, gt=0, description="Sustained rate of hello frames of the whole service."
+    )
+    chat_close_after_refusals: int = Field(
+        20,
+        ge=1,
+        description="A socket refused (rate_limited) this many times within "
+        "chat_refusal_window_s is closed with 1008: it is not reading the retry times.",
+    )
+    chat_refusal_window_s: float = Field(
+        30.0, gt=0, description="The window of chat_close_after_refusals."
+    )
+
+    # --- answer capacity (chat and /api/ask share it) ---------------------------------------
+    answer_concurrency: int = Field(
+        4, ge=1, le=256, description="Answers computed at once; more wait in a queue."
+    )
+    answer_concurrency_per_ip: int = Field(
+        2,
+        ge=1,
+        description="Of those, answers one client IP may have computed at once, so one client "
+        "never takes all the capacity.",
+    )
+    answer_queue_per_ip: int = Field(
+        6,
+        ge=1,
+        description="Answers one client IP may have waiting or running; beyond it its chat "
+        "messages get rate_limited (not stored) and /api/ask a 429.",
+    )
+    answer_queue_total: int = Field(
+        200, ge=1, description="Answers waiting or running, all clients together (same refusal)."
+    )
+    ask_rate_ip_burst: int = Field(60, ge=1, description="/api/ask calls per client IP at once.")
+    ask_rate_ip_per_minute: float = Field(
+        120.0,
+        gt=0,
+        description="Sustained /api/ask rate per client IP (as for chat messages); beyond it 429.",
+    )
+    ask_rate_global_burst: int = Field(
+        200, ge=1, description="/api/ask calls at once, all clients together."
+    )
+    ask_rate_global_per_minute: float = Field(
+        1200.0, gt=0, description="Sustained /api/ask rate of the whole service."
+    )
+    ask_queue_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="/api/ask waits this long for an answer slot, then answers 503 with "
+        "Retry-After.",
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where rate-limit counters live (a `limits` storage URI): memory:// in "
+        "each process; redis://host:6379 to share them between processes (needs redis).",
+    )
+
+    # --- personal data (bot/core/privacy.py) ------------------------------------------------
+    log_mask_personal_data: bool = Field(
+        True, description="Mask e-mail addresses, phone numbers and card numbers in logs."
+    )
+    llm_mask_personal_data: bool = Field(
+        True,
+        description="Mask e-mail addresses, phone numbers and card numbers in the customer's "
+        "words sent to an LLM provider (question, history, rewrite).",
+    )
+
+    # --- article screening and links (ingest/screening.py) ------------------------------------
+    kb_link_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts answers may link to (their sub-domains too); other links are "
+        "dropped. Empty: the hosts of the articles' own url fields.",
+    )
+
+    # --- sign-in (bot/people/throttle.py) ----------------------------------------------------
+    login_free_attempts: int = Field(
+        5, ge=1, description="Wrong passwords for one account before each try must wait."
+    )
+    login_lockout_after: int = Field(
+        10,
+        ge=1,
+        description="Wrong passwords for one account within login_window_minutes that lock it "
+        "for login_lockout_minutes (`supportbot user unlock EMAIL` lifts it).",
+    )
+    login_ip_free_attempts: int = Field(
+        20, ge=1, description="Wrong passwords from one IP (any accounts) before tries wait."
+    )
+    login_ip_lockout_after: int = Field(
+        100, ge=1, description="Wrong passwords from one IP that lock sign-in from it."
+    )
+    login_window_minutes: float = Field(
+        15.0, gt=0, description="Wrong passwords older than this are forgotten."
+    )
+    login_lockout_minutes: float = Field(
+        15.0, gt=0, description="How long a locked account or IP stays locked."
+    )
+    login_delay_base_s: float = Field(
+        1.0, gt=0, description="First wait after the free attempts; it doubles with each miss."
+    )
+    login_delay_max_s: float = Field(60.0, gt=0, description="Longest wait between tries.")
+    login_hash_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Password checks run at once (argon2 takes 64 MiB each); others queue.",
+    )
+    login_hash_queue: int = Field(
+        8, ge=0, description="Sign-ins waiting for a check beyond which new ones get 503 at once."
+    )
+    login_hash_wait_s: float = Field(
+        5.0, gt=0, description="A sign-in waits this long for a check, then gets 503."
+    )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("kb_link_hosts", mode="before")
+    @classmethod
+    def _parse_link_hosts(cls, value: object) -> object:
+        hosts = _split_csv(value)
+        if isinstance(hosts, list):
+            return [str(host).strip().lower().rstrip(".") for host in hosts if str(host).strip()]
+        return hosts
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        # A typo would silently trust nobody (or, worse, be read as another network): refuse it
+        # at start-up instead.
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
 
     # --- derived -----------------------------------------------------------------------------
     def ensure_secret_key(self) -> SecretStr:

@@ -25,8 +25,12 @@ Queue changes for the agent consoles (``queue`` and ``conversation`` frames of
 
 Why a human never talks over the bot (or the bot over a human): :func:`customer_wrote` answers
 ``bot_should_answer=False`` whenever the conversation is ``awaiting_human`` or ``human``, and
-:func:`bot_answered` stores an answer only while the conversation is still the bot's; both
-decide under the row lock, so an agent's claim and a customer message cannot interleave.
+:func:`bot_answered` stores an answer only while the conversation is still in the state the
+question was asked in; both decide under the row lock, so an agent's claim and a customer message
+cannot interleave. The one exception is the policy's (:func:`bot.handoff.policy.bot_turn`): while
+a conversation *waits* for a person, a question gets ``answer_while_waiting`` and the bot's answer
+is stored (marked as the bot's, no state change, the queue item stays open) only if the policy
+finds it confident enough and nobody has claimed the conversation meanwhile.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from bot.conversations.frames import MessageFrame, StateFrame
 from bot.conversations.store import append_message, is_unanswered, record_event, record_feedback
 from bot.core.clock import aware, utcnow
 from bot.core.models import Conversation, ConversationEvent, Message, QueueItem, User
+from bot.core.schemas import Source
 from bot.handoff import ledger, policy, triggers
 from bot.handoff.hours import business_hours
 from bot.handoff.policy import Decision
@@ -77,6 +82,10 @@ class HandoffError(Exception):
         self.status = status
 
 
+class NotOffered(HandoffError):
+    """A pick of an article the bot message did not offer as a choice."""
+
+
 @dataclass
 class CustomerTurn:
     """A stored customer message and what follows: the bot answers it or not, frames to send."""
@@ -85,6 +94,7 @@ class CustomerTurn:
     created: bool  # False: a resend of a message already stored
     bot_should_answer: bool
     frames: list[dict[str, Any]] = field(default_factory=list)
+    answer_while_waiting: bool = False  # the bot may answer, if confident, while in the queue
 
 
 # --- the customer side (called by the chat socket) --------------------------------------------
@@ -102,8 +112,10 @@ def customer_wrote(
     """Store the customer's message and decide whether the bot answers it.
 
     A resend (same ``client_msg_id``) is stored once and not answered again, unless the process
-    stopped between storing and answering it. ``awaiting_human``/``human``: the bot never
-    answers (the person does; an e-mail address left out of hours is kept as the contact).
+    stopped between storing and answering it. ``human``: the bot never answers (the person
+    does). ``awaiting_human``: the bot may answer a question it is sure of
+    (``answer_while_waiting``, see :func:`bot.handoff.policy.bot_turn`); an e-mail address left
+    out of hours is kept as the contact and not answered.
     ``resolved``: a new bot turn, or back to the agent when ``reopen_resolved='agent'``; either
     way not back into the queue. ``bot``: the policy weighs the message's signals (a request for
     a person, a sensitive topic, frustration, the same question again after a failed answer).
@@ -119,7 +131,9 @@ def customer_wrote(
     frames: list[dict[str, Any]] = []
     if conv.state in ("awaiting_human", "human"):
         frames += _maybe_store_contact(session, conv, text, now=now)
-        return CustomerTurn(message, True, False, frames)
+        signals = triggers.read(text, list(settings.sensitive_topics))
+        waiting = not frames and policy.bot_turn(conv.state, signals) == "answer_if_confident"
+        return CustomerTurn(message, True, False, frames, answer_while_waiting=waiting)
     if conv.state == "resolved":
         if settings.reopen_resolved == "agent" and conv.assigned_agent_id is not None:
             frames += _reopen_to_agent(session, conv, now=now)
@@ -152,6 +166,7 @@ def bot_answered(
     reply_to: int,
     settings: Settings,
     now: datetime | None = None,
+    while_waiting: bool = False,
 ) -> list[dict[str, Any]] | None:
     """Store the bot's answer to message ``reply_to``, then hand over if the policy says so.
 
@@ -159,9 +174,16 @@ def bot_answered(
     (it streams for seconds, outside any lock; meanwhile the customer may have asked for a
     person or an agent may have claimed the conversation). Deciding under the row lock, which
     the caller holds until it commits, is what keeps the bot from talking over a human.
+
+    ``while_waiting``: the question was asked while the conversation waited for a person
+    (:attr:`CustomerTurn.answer_while_waiting`). The answer is stored only if the conversation
+    still waits (not claimed meanwhile) and the policy finds it confident enough, with a note
+    that a person still follows up; the state and the queue item stay as they are.
     """
     now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
+    if while_waiting:
+        return _answer_while_waiting(session, conv, result, reply_to, settings=settings, now=now)
     if conv.state != "bot":
         return None
     sources = [source.model_dump(mode="json") for source in result.sources]
@@ -176,12 +198,112 @@ def bot_answered(
         escalate=result.escalate,
         now=now,
     )
+    if result.suggestions:  # "which of these?": the choices the customer's pick is checked against
+        message.suggestions = [source.model_dump(mode="json") for source in result.suggestions]
+        session.flush()
     frames = [message_frame(message)]
     decision = policy.decide(verdict=result)
     if decision.escalate:
         where = replace(decision, detail=f"bot answer #{message.seq} ({decision.detail})")
         frames += _escalate(session, conv, where, sources=sources, settings=settings, now=now)
     return frames
+
+
+def _answer_while_waiting(
+    session: Session,
+    conv: Conversation,
+    result: AnswerResult,
+    reply_to: int,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> list[dict[str, Any]] | None:
+    if conv.state != "awaiting_human":  # claimed (or handed back, resolved) meanwhile
+        return None
+    if not policy.answers_while_waiting(result, settings.waiting_answer_threshold):
+        return None
+    message, _ = append_message(
+        session,
+        conv.id,
+        role="bot",
+        text=f"{result.answer}\n\n{policy.waiting_note(settings, now)}",
+        reply_to=reply_to,
+        sources=[source.model_dump(mode="json") for source in result.sources],
+        confidence=result.confidence,
+        escalate=False,
+        now=now,
+    )
+    return [message_frame(message)]
+
+
+@dataclass
+class Choice:
+    """The customer's pick among the articles a bot message offered, and what follows."""
+
+    question: str  # the customer message the choices were offered for
+    reply_to: int  # its seq: the answer from the picked article replies to it
+    article: Source | None  # None: "none of these"
+    bot_should_answer: bool  # answer ``question`` from ``article`` now
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+
+def customer_chose(
+    session: Session,
+    conversation_id: str,
+    seq: int,
+    article_id: str | None,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+) -> Choice:
+    """The customer picked ``article_id`` (``None``: "none of these") among the suggestions of
+    bot message ``seq``. A pick answers from that article while the conversation is the bot's;
+    "none of these" hands over for ``no_match`` (the policy's decision). Only the first pick per
+    message counts: a resend or a second click changes nothing.
+
+    Raises :class:`HandoffError` (404) when ``seq`` is not a bot message with suggestions, and
+    :class:`NotOffered` (422) when ``article_id`` is not among them.
+    """
+    now = now or utcnow()
+    conv = lock_conversation(session, conversation_id)
+    offer = session.scalar(
+        select(Message).where(Message.conversation_id == conv.id, Message.seq == seq)
+    )
+    if offer is None or offer.role != "bot" or not offer.suggestions:
+        raise HandoffError(f"message {seq} is not a bot message with suggestions", 404)
+    article = None
+    if article_id is not None:
+        offered = [Source.model_validate(source) for source in offer.suggestions]
+        article = next((source for source in offered if source.article_id == article_id), None)
+        if article is None:
+            raise NotOffered(f"message {seq} did not offer the article {article_id!r}", 422)
+    reply_to = offer.reply_to or seq
+    question = session.scalar(
+        select(Message.text).where(Message.conversation_id == conv.id, Message.seq == reply_to)
+    )
+    choice = Choice(question or "", reply_to, article, bot_should_answer=False)
+    if _chosen_before(session, conv.id, seq):
+        return choice
+    _record(session, conv, "choice", {"seq": seq, "article_id": article_id}, now=now)
+    if article is not None:
+        choice.bot_should_answer = conv.state == "bot"
+        return choice
+    decision = policy.decide(verdict=policy.NO_MATCH)
+    where = replace(decision, detail=f"bot message #{seq}: {decision.detail}")
+    choice.frames = _escalate(
+        session, conv, where, sources=offer.suggestions, settings=settings, now=now
+    )
+    return choice
+
+
+def _chosen_before(session: Session, conversation_id: str, seq: int) -> bool:
+    events = session.scalars(
+        select(ConversationEvent.data).where(
+            ConversationEvent.conversation_id == conversation_id,
+            ConversationEvent.kind == "choice",
+        )
+    )
+    return any((data or {}).get("seq") == seq for data in events)
 
 
 def request_handoff(

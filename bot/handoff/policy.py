@@ -4,8 +4,9 @@ Two kinds of evidence reach it:
 
 - the verdict on the bot's answer: an :class:`~bot.core.schemas.AnswerResult` that says
   ``escalate`` with a reason (from :func:`bot.knowledge.answerability.decide`, the LLM's ESCALATE
-  refusal, or an answerer that broke off part-way), or :data:`ANSWER_FAILED` when the answerer
-  produced nothing at all;
+  refusal, or an answerer that broke off part-way), :data:`ANSWER_FAILED` when the answerer
+  produced nothing at all, or :data:`NO_MATCH` when the customer answered "none of these" to
+  the articles the bot offered;
 - the conversation's :class:`~bot.handoff.triggers.Signals`: an explicit request for a person,
   a sensitive topic, frustration, and the bot's failed answers in a row.
 
@@ -15,15 +16,28 @@ answerers hand over a verdict rather than a decision.
 
 Precedence: what the customer says (a request for a person, a sensitive topic, strong
 frustration, the same question again) comes before the verdict on an answer, in that order.
+
+Who answers in each state is decided here too (:func:`bot_turn`): the bot in ``bot``; nobody
+but a person once one has claimed the conversation (``human``); and while the conversation waits
+in the queue (``awaiting_human``, often overnight) the bot still answers what it can answer with
+high confidence (:func:`answers_while_waiting`, a stricter threshold than the usual one), marked
+as the bot's and without taking the conversation out of the queue: a customer who escalated at
+22:00 should not get silence for eleven hours on "how long does a refund take?".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
 from bot.core.schemas import AnswerResult, EscalationReason
+from bot.handoff.hours import business_hours
 from bot.handoff.triggers import QUIET, Signals
 from bot.knowledge.answerers import ESCALATION_TEXT
+
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
 
 FRUSTRATION_THRESHOLD = 2
 """Frustration score from which a person takes over: one mild word scores 1, profanity or
@@ -41,6 +55,15 @@ ANSWER_FAILED = AnswerFailure()
 
 
 @dataclass(frozen=True)
+class NoMatch:
+    """The customer answered "none of these" to the articles the bot offered as choices: the
+    knowledge base, as far as the bot can tell, has no answer, and the customer said so."""
+
+
+NO_MATCH = NoMatch()
+
+
+@dataclass(frozen=True)
 class Decision:
     """Let the bot answer (``escalate`` false), or hand over for ``reason``; ``detail`` is
     what the agent's queue shows about why."""
@@ -54,7 +77,7 @@ ANSWER = Decision(escalate=False)
 
 
 def decide(
-    signals: Signals = QUIET, verdict: AnswerResult | AnswerFailure | None = None
+    signals: Signals = QUIET, verdict: AnswerResult | AnswerFailure | NoMatch | None = None
 ) -> Decision:
     """The one decision for a customer message (``verdict`` ``None``: not answered yet), a
     customer action (feedback, the "talk to a person" button) or a bot answer."""
@@ -71,6 +94,8 @@ def decide(
         return Decision(True, "repeated_failure", "two unhelpful answers in a row")
     if isinstance(verdict, AnswerFailure):
         return Decision(True, "error", "the answerer failed")
+    if isinstance(verdict, NoMatch):
+        return Decision(True, "no_match", "none of the suggested articles matched")
     if verdict is not None and verdict.escalate:
         reason = verdict.reason or "low_confidence"
         return Decision(True, reason, f"confidence {verdict.confidence:.2f}")
@@ -89,4 +114,62 @@ def failed_answer(streamed: str = "") -> AnswerResult:
         escalate=True,
         reason=decision.reason,
         confidence=0.0,
+    )
+
+
+# --- who answers in each state ----------------------------------------------------------------
+
+BotTurn = Literal["answer", "answer_if_confident", "silent"]
+"""What the bot does with a customer message: answer it (its own conversation), answer only a
+question it is sure about (the conversation waits for a person), or stay silent (a person holds
+it)."""
+
+
+def bot_turn(state: str, signals: Signals = QUIET) -> BotTurn:
+    """Whether the bot may answer a customer message written in ``state``.
+
+    In ``awaiting_human`` the customer's own words still come first: asking for a person again,
+    a sensitive topic or strong frustration is the person's to answer, so the bot keeps quiet.
+    """
+    if state == "bot":
+        return "answer"
+    if state == "awaiting_human" and not decide(signals).escalate:
+        return "answer_if_confident"
+    return "silent"
+
+
+def answers_while_waiting(result: AnswerResult, threshold: float) -> bool:
+    """Store the bot's answer while the conversation waits for a person? Only a confident, plain
+    answer (no escalation, no "which of these?" choice) whose score reaches ``threshold``
+    (``waiting_answer_threshold``, stricter than ``answer_threshold``: a wrong answer now
+    would stand unchallenged until a person arrives). Anything less is left to the person; the
+    customer already read when that will be."""
+    return not result.escalate and not result.suggestions and result.confidence >= threshold
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether people answer the queue now and, if not, when they next will."""
+
+    available: bool
+    next_opening: datetime | None = None
+
+
+def availability(settings: Settings, now: datetime) -> Availability:
+    """People available now (business hours), else the next opening: what the widget's header
+    shows, so it never says "Online" while the notice says a person replies tomorrow."""
+    hours = business_hours(settings.business_hours, settings.business_timezone)
+    if hours.is_open(now):
+        return Availability(True)
+    return Availability(False, hours.next_opening(now))
+
+
+def waiting_note(settings: Settings, now: datetime) -> str:
+    """Added under an answer given while the conversation waits: it is the bot speaking, and the
+    person still comes (and when)."""
+    hours = business_hours(settings.business_hours, settings.business_timezone)
+    when = "shortly" if hours.is_open(now) else hours.describe_next(now)
+    return (
+        "(Automatic answer from our virtual assistant. You're still in the queue: a person from "
+        f"our team will reply here {when}.)"
     )

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,11 +98,19 @@ def eval_command(
     max_wrong_rate: float | None = typer.Option(
         None, help="Exit 1 when the wrong-answer rate exceeds this (a regression gate)."
     ),
+    max_choices: int | None = typer.Option(
+        None,
+        min=0,
+        max=3,
+        help="Offer up to this many articles as choices when they are close (default: "
+        "SUPPORTBOT_SUGGEST_MAX_CHOICES; 0: never, to compare).",
+    ),
 ) -> None:
-    """Retrieval, answer and escalation quality over labelled questions, with the threshold
-    curve and a recommended threshold."""
+    """Retrieval, answer, choice and escalation quality over labelled questions, with the
+    threshold curve and a recommended threshold."""
     from rich.console import Console
 
+    from bot.knowledge.answerability import suggestion_rule
     from bot.knowledge.evaluation import (
         QuestionsFileError,
         build_report,
@@ -135,7 +144,10 @@ def eval_command(
         retriever = Retriever(collection, embedder, settings)
         outcomes = run_retrieval(retriever, questions)
     used = threshold if threshold is not None else settings.answer_threshold
-    report = build_report(questions, outcomes, used)
+    rule = suggestion_rule(settings)
+    if max_choices is not None:
+        rule = replace(rule, max_choices=max_choices)
+    report = build_report(questions, outcomes, used, rule)
     if out is not None:
         write_report(report, out)
     if as_json:

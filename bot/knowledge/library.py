@@ -18,6 +18,9 @@ What the API adds to editing files:
 * **Ids are checked before they become paths**: words of letters, digits, ``.``, ``_`` and ``-``
   separated by ``/``; no ``..``, no leading ``/``, no backslashes, and the resolved file must lie
   inside the articles folder.
+* **Articles are screened before anything is written** (``ingest.screening``): one that asks
+  for credentials or talks to an AI assistant is refused with a 422 that says why, and the
+  articles an ingest held are listed (:meth:`ArticleLibrary.held`) for the admin page.
 
 Errors a client can fix raise :class:`LibraryError` with an HTTP status and a sentence.
 """
@@ -59,6 +62,7 @@ from ingest.loaders import (
     read_text,
     split_front_matter,
 )
+from ingest.screening import load_held, screen_article, strip_invisible
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
@@ -75,6 +79,8 @@ MAX_TAG_CHARS = 64
 MAX_UPLOAD_FILES = 50
 RESERVED_SEGMENTS = frozenset({"versions"})
 """``/api/admin/articles/{id}/versions`` must mean the versions of ``{id}``."""
+RESERVED_ID = "held"
+"""``/api/admin/articles/held`` is the list of articles screening held."""
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
@@ -111,6 +117,8 @@ def id_problem(article_id: str) -> str | None:
             "'/', each starting with a letter or digit"
         )
     parts = article_id.lower().split("/")
+    if parts == [RESERVED_ID]:
+        return f"'{RESERVED_ID}' is reserved: /api/admin/articles/{RESERVED_ID} lists held articles"
     if any(part in RESERVED_SEGMENTS for part in parts):
         return f"'{'/'.join(sorted(RESERVED_SEGMENTS))}' is reserved and cannot be part of an id"
     if any(parts[-1].endswith(suffix) for suffix in ARTICLE_SUFFIXES):
@@ -274,6 +282,16 @@ class UploadReport(BaseModel):
     results: list[UploadResult]
 
 
+class HeldOut(BaseModel):
+    """An article screening kept out of the index: fix it (or remove it) and publish again."""
+
+    id: str
+    title: str
+    path: str | None = Field(description="The file, relative to the articles folder if inside.")
+    reason: str = Field(description="What screening found, with the words that matched.")
+    held_at: str = Field(description="When an ingest first held this version (ISO 8601 UTC).")
+
+
 class VersionSummary(BaseModel):
     version: int
     action: str = Field(description="create | update | upload | delete | restore | file")
@@ -371,6 +389,24 @@ class ArticleLibrary:
             raise LibraryError(404, f"no article with id {article_id!r}")
         return self._out(entry)
 
+    def held(self) -> list[HeldOut]:
+        """The articles ingests held for review (files that still exist), by id."""
+        items = []
+        for item in load_held(self.settings.data_dir):
+            if item.path is not None and not Path(item.path).exists():
+                continue
+            path = self._relative(Path(item.path)) if item.path else None
+            items.append(
+                HeldOut(
+                    id=item.id,
+                    title=item.title,
+                    path=path,
+                    reason=item.reason,
+                    held_at=item.held_at,
+                )
+            )
+        return items
+
     def versions(self, article_id: str) -> list[VersionSummary]:
         """Every version, newest first."""
         check_id(article_id)
@@ -415,7 +451,8 @@ class ArticleLibrary:
                 existing = self._relative(entries[article_id].path)
                 raise LibraryError(409, f"an article with id {article_id!r} exists ({existing})")
             target = self._free_target(self._target(article_id), None)
-            change = _Change(article_id, "create", render_article(article_id, data), target, None)
+            text = self._screened(article_id, render_article(article_id, data))
+            change = _Change(article_id, "create", text, target, None)
             self._commit(kb, [change], actor)
         _raise_if_failed(change)
         self.writer.warm([article_id])
@@ -444,7 +481,7 @@ class ArticleLibrary:
                     f"{article_id!r} changed since version {data.version} (it is at version "
                     f"{current} now): reload it and apply your edit again",
                 )
-            text = render_article(article_id, data)
+            text = self._screened(article_id, render_article(article_id, data))
             target = self._free_target(self._edit_target(entry), entry)
             change = _Change(article_id, "update", text, target, entry)
             if entry.text != text or entry.path != target:
@@ -476,6 +513,7 @@ class ArticleLibrary:
                 )
             entry = self._scan().get(article_id)
             target = self._free_target(self._restore_target(row.path, article_id), entry)
+            self._screened(article_id, row.content)
             change = _Change(article_id, "restore", row.content, target, entry)
             if entry is None or entry.text != row.content or entry.path != target:
                 self._commit(kb, [change], actor)
@@ -560,6 +598,7 @@ class ArticleLibrary:
                 if indexed:
                     report = kb.index([c.article for c in indexed if c.article is not None])
                     problems = {problem.path: problem.reason for problem in report.failed}
+                    problems.update({(h.path or h.id): h.reason for h in report.held})
                     for change in indexed:
                         assert change.article is not None
                         reason = problems.get(change.article.source_path or "") or problems.get(
@@ -682,7 +721,25 @@ class ArticleLibrary:
         except ValueError as exc:
             raise LibraryError(422, _first_error(exc)) from None
         self._check_size(data_in.body)
-        return article.id, render_article(article.id, data_in)
+        return article.id, self._screened(article.id, render_article(article.id, data_in))
+
+    def _screened(self, article_id: str, text: str) -> str:
+        """``text`` (an article file) without invisible characters, if screening lets it be
+        published; otherwise a 422 with what was found, before anything is written."""
+        text = strip_invisible(text)
+        try:
+            article = parse_markdown(
+                text,
+                default_id=article_id,
+                includes_dir=find_includes_dir(self.root),
+                path_for_errors=f"{article_id}.md",
+            )
+        except (ArticleError, SkipFile) as exc:
+            raise LibraryError(422, exc.reason) from None
+        _, verdict = screen_article(article)
+        if verdict.held:
+            raise LibraryError(422, f"{article_id!r} was not published: {verdict.reason}")
+        return text
 
     def _check_size(self, body: str) -> None:
         size = len(body.encode("utf-8"))

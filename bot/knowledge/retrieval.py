@@ -50,7 +50,11 @@ RERANK_CANDIDATES = 20
 # cosine + BM25_WEIGHT x (BM25 / the query's best BM25). Chosen on emanual-qa and banking77-oos
 # valid together and confirmed on MTRAG, which was not used to choose them (docs/evaluation.md):
 # with the title/heading unit, emanual-qa R@5 0.82 -> 0.87, banking77 R@1 0.82 -> 0.83 and MTRAG
-# R@5 0.97 -> 0.98 against reciprocal rank fusion.
+# R@5 0.97 -> 0.98 against reciprocal rank fusion. Re-swept for issue #11 over every article's
+# evidence (dense 0.25-1.0, BM25 0.0-0.7, the title/heading line as a max or an added term at
+# 0.3/0.6, term coverage as a fourth term at 0.1-0.3, sentences re-joined across soft line
+# breaks): the best alternatives moved emanual-qa R@5 by +0.007 at the cost of banking77 R@1
+# -0.004 to -0.012, so the weights stay.
 SENTENCE_WEIGHT = 1.0
 DENSE_WEIGHT = 0.5
 BM25_WEIGHT = 0.3

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from bot.conversations.agent_frames import (
+    AgentClientFrame,
     AgentErrorCode,
     AgentErrorFrame,
     AgentHelloFrame,
@@ -107,23 +108,34 @@ class AgentSession:
             except ProtocolError as exc:
                 await self.outbox.put(AgentErrorFrame.of(exc))
                 continue
-            if isinstance(frame, WatchFrame):
-                cid = frame.conversation_id
-                if cid not in self.watchers and len(self.watchers) < MAX_WATCHED:
-                    self.watchers[cid] = asyncio.create_task(self._watch(cid))
-                await self.outbox.put(WatchingFrame(conversation_id=cid))
-            elif isinstance(frame, UnwatchFrame):
-                task = self.watchers.pop(frame.conversation_id, None)
-                if task:
-                    task.cancel()
-            elif isinstance(frame, AgentTypingFrame):
-                self.events.publish(
-                    conversation_topic(frame.conversation_id), TypingFrame(role="agent").dump()
-                )
-            elif isinstance(frame, AgentMessageFrame):
-                await self._reply(frame)
-            elif isinstance(frame, PingFrame):
-                await self.outbox.put(PongFrame())
+            try:
+                await self._dispatch(frame)
+            except Disconnected:
+                raise
+            except Exception:
+                # One bad frame must not take the console's socket (and its watches) down.
+                log.exception("agent frame %r failed", frame.type)
+                await self._error("invalid_frame", "the server could not process this frame")
+
+    async def _dispatch(self, frame: AgentClientFrame) -> None:
+        """Act on one parsed console frame."""
+        if isinstance(frame, WatchFrame):
+            cid = frame.conversation_id
+            if cid not in self.watchers and len(self.watchers) < MAX_WATCHED:
+                self.watchers[cid] = asyncio.create_task(self._watch(cid))
+            await self.outbox.put(WatchingFrame(conversation_id=cid))
+        elif isinstance(frame, UnwatchFrame):
+            task = self.watchers.pop(frame.conversation_id, None)
+            if task:
+                task.cancel()
+        elif isinstance(frame, AgentTypingFrame):
+            self.events.publish(
+                conversation_topic(frame.conversation_id), TypingFrame(role="agent").dump()
+            )
+        elif isinstance(frame, AgentMessageFrame):
+            await self._reply(frame)
+        elif isinstance(frame, PingFrame):
+            await self.outbox.put(PongFrame())
 
     async def _reply(self, frame: AgentMessageFrame) -> None:
         user_id = self.user.id

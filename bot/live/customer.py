@@ -13,6 +13,11 @@ Exactly-once, in three rules:
    "was replayed".
 3. The bot answer is produced by a task owned by the service, not by the socket: a client that
    drops mid-answer loses nothing, the answer is stored and the next resume replays it.
+4. Who answers a question is durable: the question row carries the answering process's mark
+   (``answer_owner``) from the transaction that stores the question to the one that stores the
+   answer, and only the holder may store it. So no resend, however fast and over however many
+   sockets, gets a second answer, and a question a stopped process left (SIGKILL, or a SIGTERM
+   whose grace ran out) is answered by the next process, at start-up and on resume.
 
 Database work runs in the service's own worker threads so one slow commit never stalls the event
 loop that carries every other conversation, and never waits behind the answerer's retrieval jobs.
@@ -23,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -35,7 +42,9 @@ from bot.conversations import store
 from bot.conversations.events import Subscription, conversation_topic
 from bot.conversations.frames import (
     CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
     AckFrame,
+    ChooseFrame,
     ClientMessageFrame,
     ClientTypingFrame,
     CsatFrame,
@@ -51,8 +60,10 @@ from bot.conversations.frames import (
     WelcomeFrame,
     parse_client_frame,
 )
-from bot.core.ratelimit import KeyedLimiter, TokenBucket
-from bot.core.schemas import AnswerResult, Turn
+from bot.core.clock import utcnow
+from bot.core.privacy import contains_card_number, install_log_masking
+from bot.core.ratelimit import AnswerSlots, Gatekeeper, Refusal
+from bot.core.schemas import AnswerResult, Source, Turn
 from bot.handoff import machine as handoff
 from bot.handoff import policy
 from bot.live.transport import Disconnected, Transport
@@ -68,6 +79,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TYPING_RELAY_INTERVAL_S = 2.0
+MAX_REMEMBERED_CLIENTS = 100_000
+ANSWER_QUEUE_RETRY_S = 2.0
+"""What a message refused for a full answer queue is told to wait: about one answer's time."""
+CARD_WARNING = (
+    "For your security, please don't send card numbers in this chat. We never need your full "
+    "card number, CVC or password here; if you shared one, consider contacting your bank."
+)
 
 
 # --- the process-wide service -----------------------------------------------------------------
@@ -87,13 +105,34 @@ class ChatService:
         self.database = database
         self.events = events
         self.answerer = answerer
-        self.ip_limiter = KeyedLimiter(
-            settings.chat_rate_ip_burst, settings.chat_rate_ip_per_minute / 60.0
-        )
+        if settings.log_mask_personal_data:
+            install_log_masking()  # customers' words reach the logs through this service
+        # Fair limits (bot.core.ratelimit): frame, message and hello rates per connection, per
+        # IP and in all; answers run a few at a time, with a per-IP share and queue.
+        self.gate = Gatekeeper.from_settings(settings)
+        self.answer_slots = AnswerSlots.from_settings(settings)
+        self._clients: OrderedDict[str, str] = OrderedDict()
         self.answer_tasks: set[asyncio.Task[None]] = set()
         # Per-conversation answer locks with a count of the tasks using each, so the dict holds
         # only conversations with an answer in flight.
         self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # This process's mark on the questions it owes an answer (store.mark_answer_owed): a
+        # new one per process, so the next process knows which answers were left unfinished.
+        self.owner = uuid.uuid4().hex
+        # Set by close(): shutting down, no new answer starts (the questions keep their mark and
+        # the next process answers them).
+        self.closing = False
+
+    def note_client(self, conversation_id: str, client_ip: str) -> None:
+        """Remember who opened a conversation last: its answers count against that client's
+        share of the answer capacity. Bounded: the oldest entries go first."""
+        self._clients[conversation_id] = client_ip
+        self._clients.move_to_end(conversation_id)
+        while len(self._clients) > MAX_REMEMBERED_CLIENTS:
+            self._clients.popitem(last=False)
+
+    def client_of(self, conversation_id: str) -> str:
+        return self._clients.get(conversation_id, "unknown")
 
     def publish(self, conversation_id: str, frames: Iterable[dict[str, Any] | Frame]) -> None:
         topic = conversation_topic(conversation_id)
@@ -102,27 +141,59 @@ class ChatService:
 
     # -- answering --------------------------------------------------------------------------
 
-    def start_answer(self, conversation_id: str, question_seq: int, question: str) -> None:
-        """Answer in a task that outlives the socket that asked (once per question)."""
-        if any(
+    def start_answer(
+        self, conversation_id: str, question_seq: int, question: str, *, while_waiting: bool = False
+    ) -> None:
+        """Answer in a task that outlives the socket that asked (once per question).
+
+        ``while_waiting``: the conversation waits for a person; the answer is computed quietly
+        (no typing indicator, no deltas) and stored only if the policy finds it confident enough
+        (:func:`bot.handoff.machine.bot_answered`), so a doubtful answer is never half-shown.
+        """
+        if self.closing or any(
             task.get_name() == f"answer:{conversation_id}:{question_seq}"
             for task in self.answer_tasks
         ):
             return
         task = asyncio.create_task(
-            self._answer(conversation_id, question_seq, question),
+            self._answer(conversation_id, question_seq, question, while_waiting),
             name=f"answer:{conversation_id}:{question_seq}",
         )
         self.answer_tasks.add(task)
         task.add_done_callback(self.answer_tasks.discard)
 
-    async def _answer(self, conversation_id: str, question_seq: int, question: str) -> None:
+    def start_chosen_answer(
+        self, conversation_id: str, question_seq: int, question: str, article: Source
+    ) -> None:
+        """Answer ``question`` from the ``article`` the customer picked among the bot's
+        suggestions, as a normal bot answer (streamed, cited, stored), once per pick."""
+        name = f"choice:{conversation_id}:{question_seq}:{article.article_id}"
+        if self.closing or any(task.get_name() == name for task in self.answer_tasks):
+            return
+        task = asyncio.create_task(
+            self._answer(conversation_id, question_seq, question, article=article), name=name
+        )
+        self.answer_tasks.add(task)
+        task.add_done_callback(self.answer_tasks.discard)
+
+    async def _answer(
+        self,
+        conversation_id: str,
+        question_seq: int,
+        question: str,
+        while_waiting: bool = False,
+        *,
+        article: Source | None = None,
+    ) -> None:
         # One answer at a time per conversation, so answers arrive in question order.
         lock, users = self._answer_locks.get(conversation_id, (asyncio.Lock(), 0))
         self._answer_locks[conversation_id] = (lock, users + 1)
         try:
-            async with lock:
-                await self._answer_locked(conversation_id, question_seq, question)
+            client = self.client_of(conversation_id)
+            async with lock, self.answer_slots.slot(client, admit=False):
+                await self._answer_locked(
+                    conversation_id, question_seq, question, while_waiting, article=article
+                )
         except Exception:
             log.exception("answering %s/%s failed", conversation_id, question_seq)
         finally:
@@ -132,31 +203,59 @@ class ChatService:
             else:
                 self._answer_locks[conversation_id] = (lock, users - 1)
 
-    async def _answer_locked(self, conversation_id: str, question_seq: int, question: str) -> None:
-        self.publish(conversation_id, [TypingFrame(role="bot")])
+    async def _answer_locked(
+        self,
+        conversation_id: str,
+        question_seq: int,
+        question: str,
+        while_waiting: bool = False,
+        *,
+        article: Source | None = None,
+    ) -> None:
+        owed = article is None and not while_waiting  # a question this process claimed
         limit = self.settings.chat_history_turns
-        history = await self.database.run(
-            lambda s: [
+        owner = self.owner
+
+        def prepare(s: Session) -> list[Turn] | None:
+            if owed and not store.is_unanswered(s, conversation_id, question_seq):
+                # Answered meanwhile (this task came from a late resend), or a person holds the
+                # conversation now: nothing is owed, so no mark may stay behind either.
+                store.settle_answer(s, conversation_id, question_seq, owner)
+                return None
+            return [
                 Turn(role="user" if m.role == "customer" else "assistant", content=m.text)
                 for m in store.recent_messages(
                     s, conversation_id, before_seq=question_seq, limit=limit
                 )
             ]
-        )
+
+        history = await self.database.run(prepare)
+        if history is None:
+            return
+        if not while_waiting:
+            self.publish(conversation_id, [TypingFrame(role="bot")])
         result: AnswerResult | None = None
         streamed: list[str] = []
         answerer = self.answerer
         try:
             if answerer is not None:
-                async for item in answerer.stream(question, history):
+                if article is not None:
+                    stream = answerer.stream_article(article, question, history)
+                else:
+                    stream = answerer.stream(question, history)
+                async for item in stream:
                     if isinstance(item, AnswerResult):
                         result = item
                         continue
                     streamed.append(item)
-                    self.publish(conversation_id, [DeltaFrame(reply_to=question_seq, text=item)])
+                    if not while_waiting:
+                        delta = DeltaFrame(reply_to=question_seq, text=item)
+                        self.publish(conversation_id, [delta])
         except Exception:
             log.exception("answerer failed on %s/%s", conversation_id, question_seq)
             result = None
+        if result is None and while_waiting:
+            return  # already in the queue: the person answers it
         if result is None:
             # No answerer, or it failed (part-way): the policy hands over, and what the customer
             # saw streaming stays the start of the stored text, so the deltas still add up.
@@ -169,14 +268,22 @@ class ChatService:
         final = result
 
         def store_answer(session: Session) -> list[dict[str, Any]]:
+            if owed and not store.settle_answer(session, conversation_id, question_seq, owner):
+                # Another task stored this question's answer first: store nothing.
+                log.info("answer to %s/%s was stored already", conversation_id, question_seq)
+                return []
             frames = handoff.bot_answered(
-                session, conversation_id, final, reply_to=question_seq, settings=settings
+                session,
+                conversation_id,
+                final,
+                reply_to=question_seq,
+                settings=settings,
+                while_waiting=while_waiting,
             )
             if frames is None:
-                # A person took over while this answer was computed: the bot stays silent.
-                log.info(
-                    "dropped bot answer to %s/%s: human holds it", conversation_id, question_seq
-                )
+                # A person took over while this answer was computed, or (while waiting) the
+                # answer was not confident enough: the bot stays silent.
+                log.info("dropped bot answer to %s/%s", conversation_id, question_seq)
                 return []
             return frames
 
@@ -186,6 +293,46 @@ class ChatService:
         """Wait for answers in flight (tests, graceful shutdown)."""
         if self.answer_tasks:
             await asyncio.wait(list(self.answer_tasks), timeout=timeout)
+
+    async def close(self, grace_s: float) -> None:
+        """Shutting down: start no new answer, give those in flight ``grace_s`` to be stored,
+        then cancel the rest. A cancelled answer's question keeps this process's mark, so the
+        next process answers it (:meth:`answer_unanswered`); nothing is lost either way."""
+        self.closing = True
+        await self.drain(grace_s)
+        unfinished = list(self.answer_tasks)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            log.warning(
+                "%d answer(s) unfinished at shutdown; answered after restart", len(unfinished)
+            )
+            await asyncio.wait(unfinished, timeout=5.0)
+
+    async def answer_unanswered(self, conversation_id: str | None = None) -> int:
+        """Answer every question a stopped process left unanswered: of one conversation (on a
+        resume), or of every conversation still resumable (at start-up). Each is claimed under
+        its conversation's lock first, so no question is answered twice. Returns how many."""
+        if self.closing:
+            return 0
+        owner = self.owner
+        since = None
+        if conversation_id is None:
+            since = utcnow() - timedelta(hours=self.settings.chat_resume_window_hours)
+
+        def claim(session: Session) -> list[tuple[str, int, str]]:
+            if conversation_id is None:
+                store.release_unowed_answers(session)
+            questions = store.take_over_unanswered(
+                session, owner, conversation_id=conversation_id, active_since=since
+            )
+            return [(m.conversation_id, m.seq, m.text) for m in questions]
+
+        claimed = await self.database.run(claim)
+        for cid, seq, text in claimed:
+            log.info("answering %s/%s, left unanswered by a stopped process", cid, seq)
+            self.start_answer(cid, seq, text)
+        return len(claimed)
 
 
 # --- one socket -------------------------------------------------------------------------------
@@ -216,13 +363,8 @@ class ChatConnection:
         self.transport = transport
         self.client_ip = client_ip
         self.origin = origin
-        settings = self.settings
-        self.frame_bucket = TokenBucket(
-            settings.chat_rate_frames_burst, settings.chat_rate_frames_per_second
-        )
-        self.message_bucket = TokenBucket(
-            settings.chat_rate_messages_burst, settings.chat_rate_messages_per_minute / 60.0
-        )
+        self.key = uuid.uuid4().hex  # this connection's own rate-limit counters
+        self.over_limit = False  # refused too often: closed with 1008 after the current frame
         self.conversation_id: str | None = None
         self.delivered: set[int] = set()
         self.replayed_through = 0
@@ -261,9 +403,10 @@ class ChatConnection:
             )
             await self.transport.close(CLOSE_MESSAGE_TOO_BIG, "frame too large")
             return False
-        if not self.frame_bucket.try_acquire():
-            await self.send(self._rate_limited(self.frame_bucket.retry_after(), None))
-            return True
+        refused = self.service.gate.frame(self.key, self.client_ip)
+        if refused is not None:
+            await self.send(self._rate_limited(refused, None))
+            return await self._still_open()
         frame: Frame | None = None
         try:
             frame = parse_client_frame(raw)
@@ -282,7 +425,16 @@ class ChatConnection:
                     client_msg_id=ref,
                 )
             )
-        return True
+        return await self._still_open()
+
+    async def _still_open(self) -> bool:
+        """Close with 1008 a socket that keeps sending far over its limits (it has been told
+        to wait and is not waiting); ``False`` when closed."""
+        if not self.over_limit:
+            return True
+        log.info("closing a chat socket from %s: far over its rate limits", self.client_ip)
+        await self.transport.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+        return False
 
     async def dispatch(self, frame: Frame) -> None:
         if isinstance(frame, HelloFrame):
@@ -304,6 +456,8 @@ class ChatConnection:
             await self.on_feedback(frame)
         elif isinstance(frame, CsatFrame):
             await self.on_csat(frame)
+        elif isinstance(frame, ChooseFrame):
+            await self.on_choose(frame)
         elif isinstance(frame, ClientTypingFrame):
             self.on_typing()
 
@@ -312,6 +466,12 @@ class ChatConnection:
     async def on_hello(self, frame: HelloFrame) -> None:
         if self.conversation_id is not None:
             raise ProtocolError("already_open", "this socket already has a conversation")
+        refused = self.service.gate.hello(self.client_ip)
+        if refused is not None:
+            await self.send(
+                self._rate_limited(refused, None, "too many conversations opened; wait a moment")
+            )
+            return
         if frame.conversation_id is not None:
             opened = await self._resume(frame)
         else:
@@ -319,6 +479,7 @@ class ChatConnection:
         if opened is None:
             return
         self.conversation_id = opened.conversation_id
+        self.service.note_client(opened.conversation_id, self.client_ip)
         await self.send(
             WelcomeFrame(
                 conversation_id=opened.conversation_id,
@@ -326,6 +487,7 @@ class ChatConnection:
                 state=opened.state,
                 last_seq=opened.last_seq,
                 resumed=frame.conversation_id is not None,
+                **self._availability(),
             )
         )
         self.replayed_through = frame.last_seq
@@ -335,6 +497,11 @@ class ChatConnection:
             self.replayed_through = max(self.replayed_through, message.seq)
         assert self._subscription is not None
         self._forwarder = asyncio.create_task(self._forward(self._subscription))
+        if frame.conversation_id is not None:
+            # Any question of this conversation a stopped process left unanswered is answered
+            # now (the answer arrives live on this socket): not only the last one, and without
+            # waiting for the customer to resend it.
+            await self.service.answer_unanswered(opened.conversation_id)
 
     async def _subscribe(self, conversation_id: str) -> None:
         self._subscription = await self._stack.enter_async_context(
@@ -388,6 +555,16 @@ class ChatConnection:
         await self._subscribe(conversation_id)
         return _Opened(conversation_id, token, "bot", 0, [])
 
+    def _availability(self) -> dict[str, Any]:
+        """``available``/``next_opening`` as of now, for ``welcome`` and ``state`` frames: the
+        widget's header says whether people answer now, not a constant "Online". Added here,
+        at send time, because it is a fact about the clock, not about the stored conversation."""
+        now = policy.availability(self.settings, utcnow())
+        fields: dict[str, Any] = {"available": now.available}
+        if now.next_opening is not None:
+            fields["next_opening"] = now.next_opening.isoformat()
+        return fields
+
     async def _forward(self, subscription: Subscription) -> None:
         """Relay conversation events to this socket, each stored message once."""
         try:
@@ -403,6 +580,8 @@ class ChatConnection:
                     self.delivered.add(seq)
                 elif kind == "typing" and payload.get("role") == "customer":
                     continue
+                elif kind == "state":
+                    payload = {**payload, **self._availability()}
                 await self.send(payload)
         except (Disconnected, asyncio.CancelledError):
             return
@@ -411,20 +590,26 @@ class ChatConnection:
 
     # -- customer frames --------------------------------------------------------------------
 
-    def _rate_limited(self, retry_after_s: float, client_msg_id: str | None) -> ErrorFrame:
+    def _rate_limited(
+        self,
+        refusal: Refusal,
+        client_msg_id: str | None,
+        detail: str = "too many messages; wait a moment and send it again",
+    ) -> ErrorFrame:
+        """The refusal to send, counted: a socket refused too often in a window is closed."""
+        if not self.service.gate.refusal_strike(self.key):
+            self.over_limit = True
         return ErrorFrame(
             code="rate_limited",
-            detail="too many messages; wait a moment and send it again",
+            detail=detail,
             client_msg_id=client_msg_id,
-            retry_after_ms=max(1, int(retry_after_s * 1000) + 1),
+            retry_after_ms=refusal.retry_after_ms,
         )
 
     def _take_message_token(self, client_msg_id: str | None) -> ErrorFrame | None:
-        if not self.message_bucket.try_acquire():
-            return self._rate_limited(self.message_bucket.retry_after(), client_msg_id)
-        limiter = self.service.ip_limiter
-        if not limiter.try_acquire(self.client_ip):
-            return self._rate_limited(limiter.retry_after(self.client_ip), client_msg_id)
+        refused = self.service.gate.message(self.key, self.client_ip)
+        if refused is not None:
+            return self._rate_limited(refused, client_msg_id)
         return None
 
     async def on_message(self, frame: ClientMessageFrame) -> None:
@@ -440,15 +625,40 @@ class ChatConnection:
         if not text:
             raise ProtocolError("invalid_frame", "text is empty", client_msg_id=frame.client_msg_id)
         refused = self._take_message_token(frame.client_msg_id)
+        if refused is None and not self.service.answer_slots.room(self.client_ip):
+            # Admission: this client already has a full queue of answers to wait for.
+            refused = self._rate_limited(
+                Refusal("answer_queue", ANSWER_QUEUE_RETRY_S),
+                frame.client_msg_id,
+                "your earlier questions are still being answered; send this again in a moment",
+            )
         if refused is not None:
             await self.send(refused)
             return
         settings = self.settings
+        self.service.note_client(conversation_id, self.client_ip)
+
+        owner = self.service.owner
 
         def save(session: Session) -> tuple[MessageFrame, handoff.CustomerTurn]:
             turn = handoff.customer_wrote(
                 session, conversation_id, text, client_msg_id=frame.client_msg_id, settings=settings
             )
+            if turn.bot_should_answer:
+                # The question is this process's to answer: marked with it when new; taken over
+                # on a resend when a stopped process left it. Starting a task for a resend is
+                # then harmless: start_answer skips a question with a task on it, and a second
+                # task finds it answered and stores nothing (settle_answer).
+                if turn.created:
+                    store.mark_answer_owed(session, turn.message, owner)
+                else:
+                    store.take_over_answer(session, conversation_id, turn.message.seq, owner)
+            if turn.created and contains_card_number(text):
+                # Told right after the message, by the system: card numbers do not belong here.
+                warning, _ = store.append_message(
+                    session, conversation_id, role="system", text=CARD_WARNING
+                )
+                turn.frames.append(handoff.message_frame(warning))
             return MessageFrame.from_message(turn.message), turn
 
         try:
@@ -468,8 +678,13 @@ class ChatConnection:
             # ack went out (the customer's resend is then acked as a duplicate, not re-answered).
             if turn.created:
                 self.service.publish(conversation_id, [stored, *turn.frames])
-            if turn.bot_should_answer:
-                self.service.start_answer(conversation_id, stored.seq, text)
+            if turn.bot_should_answer or turn.answer_while_waiting:
+                self.service.start_answer(
+                    conversation_id,
+                    stored.seq,
+                    text,
+                    while_waiting=not turn.bot_should_answer,
+                )
 
     async def on_handoff_request(self, frame: HandoffRequestFrame) -> None:
         conversation_id = self.conversation_id
@@ -504,6 +719,38 @@ class ChatConnection:
                 "unknown_message", exc.detail, client_msg_id=frame.client_msg_id
             ) from None
         self.service.publish(conversation_id, frames)
+
+    async def on_choose(self, frame: ChooseFrame) -> None:
+        """The customer's pick among a bot message's suggestions: the answer from that article,
+        or ("none of these") the hand-over the state machine performs."""
+        conversation_id = self.conversation_id
+        assert conversation_id is not None
+        refused = self._take_message_token(frame.client_msg_id)
+        if refused is not None:
+            await self.send(refused)
+            return
+        settings = self.settings
+
+        def save(session: Session) -> handoff.Choice:
+            return handoff.customer_chose(
+                session, conversation_id, frame.seq, frame.article_id, settings=settings
+            )
+
+        try:
+            choice = await self.service.database.run(save)
+        except handoff.NotOffered as exc:
+            raise ProtocolError(
+                "unknown_choice", exc.detail, client_msg_id=frame.client_msg_id
+            ) from None
+        except handoff.HandoffError as exc:
+            raise ProtocolError(
+                "unknown_message", exc.detail, client_msg_id=frame.client_msg_id
+            ) from None
+        self.service.publish(conversation_id, choice.frames)
+        if choice.bot_should_answer and choice.article is not None:
+            self.service.start_chosen_answer(
+                conversation_id, choice.reply_to, choice.question, choice.article
+            )
 
     async def on_csat(self, frame: CsatFrame) -> None:
         conversation_id = self.conversation_id

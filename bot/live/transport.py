@@ -42,11 +42,14 @@ class StarletteTransport:
         self.websocket = websocket
 
     async def receive(self) -> str | bytes:
+        """A text frame as ``str``, a binary frame as ``bytes`` (the parsers read it as UTF-8
+        JSON and answer ``invalid_json`` when it is not): a binary frame never ends the socket.
+        """
         try:
             message = await self.websocket.receive()
         except (WebSocketDisconnect, RuntimeError) as exc:
             raise Disconnected from exc
-        if message["type"] == "websocket.disconnect":
+        if message.get("type") == "websocket.disconnect":
             raise Disconnected
         text = message.get("text")
         if text is not None:

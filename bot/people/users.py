@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import typer
 from argon2 import PasswordHasher
@@ -22,6 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.models import User
+
+if TYPE_CHECKING:
+    from bot.people.throttle import HashPool
 
 Role = Literal["agent", "lead", "admin"]
 ROLES: tuple[Role, ...] = ("agent", "lead", "admin")
@@ -115,18 +118,27 @@ def user_by_token(session: Session, token: str) -> User | None:
     return session.scalar(select(User).where(User.token_hash == hash_api_token(token)))
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The person if the password is right; constant work whether or not the e-mail exists."""
-    user = get_by_email(session, email)
-    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
-    try:
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if user is None or not user.password_hash:
-        return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+def authenticate(
+    session: Session, email: str, password: str, *, pool: HashPool | None = None
+) -> User | None:
+    """The person if the password is right; constant work whether or not the e-mail exists.
+
+    With a ``pool`` (:class:`bot.people.throttle.HashPool`), the argon2 work waits for one of
+    its places, which bounds the memory sign-ins take; it raises
+    :class:`bot.people.throttle.HashBusy` when none is free in time."""
+    with pool.slot() if pool is not None else nullcontext():
+        # All inside the pool: a waiting sign-in holds no database connection, and the first
+        # call's dummy hash (argon2, 64 MiB) is bounded too.
+        user = get_by_email(session, email)
+        stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+        try:
+            _hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if user is None or not user.password_hash:
+            return None
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
     return user
 
 
@@ -186,6 +198,18 @@ def password_command(email: str = typer.Argument(..., help="Whose password to se
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
     typer.echo(f"password set for {email}")
+
+
+@cli.command("unlock")
+def unlock_command(
+    email: str = typer.Argument(..., help="Whose sign-in to unlock (the address as typed)."),
+) -> None:
+    """Lift a sign-in lockout: the account's wrong passwords so far no longer count."""
+    from bot.people.throttle import unlock
+
+    with _session() as session:
+        forgiven = unlock(session, email)
+    typer.echo(f"unlocked {email.strip().lower()} ({forgiven} recent wrong password(s) forgiven)")
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from bot import __version__
 from bot.core.settings import Settings, get_settings
+from bot.web.access_log import install_log_redaction
 from bot.web.context import AppContext
 from bot.web.deps import ContextDep
 from bot.web.routes import admin, admin_page, agents, ask, auth, chat, reports, reports_page, widget
@@ -74,6 +75,27 @@ async def _warm_up(warm_up: Callable[[threading.Event], None], stop: threading.E
         log.exception("warm-up failed; answers compute lazily instead")
 
 
+async def _answer_unanswered(ctx: AppContext) -> None:
+    """The start-up job: answer what the previous process owed; a failure is logged (the
+    questions are picked up again on their conversation's next resume)."""
+    try:
+        count = await ctx.chat.answer_unanswered()
+    except Exception:
+        log.exception("answering questions left unanswered failed")
+        return
+    if count:
+        log.info("answering %d question(s) left unanswered by the previous process", count)
+
+
+async def drain_answers(app: FastAPI) -> None:
+    """Shutting down: start no new answer and give those in flight ``shutdown_grace_s`` to be
+    stored. ``supportbot serve`` calls it on SIGTERM before the sockets close, so customers get
+    the answers live; the lifespan calls it again (then a no-op) for any other server."""
+    ctx: AppContext | None = getattr(app.state, "ctx", None)
+    if ctx is not None:
+        await ctx.chat.close(ctx.settings.shutdown_grace_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Tests pass their own ``Settings``; production reads the environment."""
     settings = settings or get_settings()
@@ -98,7 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         ctx.service_token = service.token
         app.state.ctx = ctx
+        install_log_redaction()  # ?token= never reaches the access log
         attach_event_bus(ctx.engine, ctx.events)  # queue notices -> agent consoles
+        # Questions a stopped process left unanswered (killed, or past the grace at shutdown).
+        recovering = asyncio.create_task(_answer_unanswered(ctx), name="answer-unanswered")
         outcome_job = asyncio.create_task(
             run_outcome_job(ctx.database, ctx.settings), name="outcome-job"
         )
@@ -113,8 +138,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Answers in flight are stored before anything closes (bounded); the rest keep
+            # their mark and the next process answers them.
+            await drain_answers(app)
             stop_warming.set()
-            for task in (outcome_job, warming):
+            for task in (outcome_job, warming, recovering):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

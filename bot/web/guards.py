@@ -20,6 +20,7 @@ from bot.core.models import User
 from bot.people.credentials import Principal, csrf_ok, identify
 from bot.people.users import has_role
 from bot.web.deps import SessionDep, get_context
+from bot.web.proxies import forwarded_host
 
 GUARD_ATTR = "__supportbot_guard__"
 CSRF_HEADER = "X-CSRF-Token"
@@ -134,10 +135,16 @@ def require_ws_role(role: str) -> Callable[..., Any]:
 
 
 def _same_origin(websocket: WebSocket) -> bool:
+    """Does the page that opened this cookie-authenticated socket belong to this service? The
+    ``Host`` the browser sent, or the host a trusted proxy says the browser asked it for: a
+    client-sent ``X-Forwarded-Host`` is believed only from ``SUPPORTBOT_TRUSTED_PROXIES``."""
     origin = websocket.headers.get("origin")
     if origin is None:  # not a browser
         return True
-    hosts = {websocket.headers.get("host"), websocket.headers.get("x-forwarded-host")}
+    hosts = {
+        websocket.headers.get("host"),
+        forwarded_host(websocket, get_context(websocket).settings.trusted_proxies),
+    }
     return urlsplit(origin).netloc in hosts - {None}
 
 

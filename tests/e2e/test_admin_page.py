@@ -262,7 +262,7 @@ def test_admin_writes_tries_publishes_edits_restores_and_deletes(
     shop.goto(base + "/")
     widget = shop.locator("supportbot-widget")
     widget.locator(".launcher").click()
-    expect(widget.locator(".subtitle")).to_contain_text("Online")
+    expect(widget.locator('.subtitle[data-connection="online"]')).to_be_visible()
     box = widget.locator("textarea")
     box.fill(QUESTION)
     box.press("Enter")

@@ -213,7 +213,8 @@ def widget(page: Any) -> Any:
 def open_widget(page: Any) -> None:
     widget(page).locator(".launcher").click()
     sync_api.expect(widget(page).locator(".panel")).to_be_visible()
-    sync_api.expect(widget(page).locator(".subtitle")).to_contain_text("Online", timeout=20_000)
+    connected = widget(page).locator('.subtitle[data-connection="online"]')
+    sync_api.expect(connected).to_be_visible(timeout=20_000)
 
 
 def ask(page: Any, text: str) -> None:
@@ -299,7 +300,7 @@ def test_question_streams_then_final_answer_with_source_and_survives_reload(
     sync_api.expect(w.locator(".msg.customer")).to_have_count(1)
     sync_api.expect(w.locator(".msg.customer")).to_have_text(QUESTION)
     sync_api.expect(w.locator(f'.msg.bot .sources a[href="{RETURNS_URL}"]')).to_have_count(1)
-    sync_api.expect(w.locator(".subtitle")).to_contain_text("Online", timeout=20_000)
+    sync_api.expect(w.locator('.subtitle[data-connection="online"]')).to_be_visible(timeout=20_000)
     hello = page.evaluate("() => window.__frames.find(f => f.type === 'welcome')")
     assert hello["conversation_id"] == saved["conversation_id"] and hello["resumed"] is True
 

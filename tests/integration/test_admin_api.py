@@ -524,7 +524,15 @@ def test_try_answers_as_the_bot_would_now(admin: Admin) -> None:
     )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "escalate", "reason", "confidence", "sources", "passage"}
+    assert set(body) == {
+        "answer",
+        "escalate",
+        "reason",
+        "confidence",
+        "sources",
+        "suggestions",
+        "passage",
+    }
     assert body["sources"][0]["article_id"] == "returns/return-policy"
     assert "30 days" in body["passage"]
     ask = admin.http.post("/api/ask", json={"question": "How long do I have to return an item?"})

@@ -27,8 +27,9 @@ def test_answer_contract(client: TestClient) -> None:
     response = client.post("/api/ask", json={"question": "How much does express delivery cost?"})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "escalate", "reason", "confidence", "sources"}
+    assert set(body) == {"answer", "escalate", "reason", "confidence", "sources", "suggestions"}
     assert body["escalate"] is False and body["reason"] is None
+    assert body["suggestions"] == []  # "which of these?" only when the evidence is split
     assert 0.0 <= body["confidence"] <= 1.0
     assert "9.95" in body["answer"]
     source = body["sources"][0]

@@ -343,7 +343,12 @@ async def test_question_stored_but_never_answered_is_answered_on_resend(
             last_seq=1,
         )
         frames = await ask(ws, "c1", "Lost one?")
-        assert frames[0] == {"type": "ack", "client_msg_id": "c1", "seq": 1, "duplicate": True}
+        # The resume itself starts the answer (issue #12), so the resend's ack may come after
+        # the typing indicator, or after the answer; it is a duplicate either way.
+        if not any(f["type"] == "ack" for f in frames):
+            frames.append(await recv(ws))
+        acks = [f for f in frames if f["type"] == "ack"]
+        assert acks == [{"type": "ack", "client_msg_id": "c1", "seq": 1, "duplicate": True}]
         assert frames[-1]["reply_to"] == 1
         await send(ws, {"type": "message", "client_msg_id": "c1", "text": "Lost one?"})
         assert (await recv(ws))["duplicate"] is True
@@ -517,7 +522,7 @@ async def test_a_failing_answerer_says_something_went_wrong_and_hands_over_with_
     assert (stored.escalate, stored.confidence) == (True, 0.0)
 
 
-async def test_handoff_request_moves_to_a_person_and_the_bot_stops_answering(
+async def test_handoff_request_moves_to_a_person_and_the_bot_only_answers_what_it_is_sure_of(
     server: LiveServer, answerer: ScriptedAnswerer
 ) -> None:
     async with chat_connect(server.url) as ws:
@@ -530,7 +535,12 @@ async def test_handoff_request_moves_to_a_person_and_the_bot_stops_answering(
         await send(ws, {"type": "message", "client_msg_id": "after", "text": "Anyone there?"})
         ack = await recv(ws)
         assert ack["type"] == "ack"
-        assert not any(is_bot_message(f) for f in await quiet(ws, 0.5))
-    server.wait_idle()
-    assert answerer.questions == []
-    assert count_messages(server, welcome["conversation_id"], "bot") == 0
+        # While the conversation waits, the bot answers only what it is sure of (the scripted
+        # answerer always is, 0.9), marked as the bot's, and the conversation stays queued
+        # (tests/integration/test_bot_while_waiting.py has the rule in full).
+        server.wait_idle()
+        later = await quiet(ws, 0.5)
+        assert not [f for f in later if f["type"] in ("state", "delta")]
+        assert all("still in the queue" in f["text"] for f in later if is_bot_message(f))
+    assert answerer.questions == ["Anyone there?"]
+    assert count_messages(server, welcome["conversation_id"], "bot") == 1

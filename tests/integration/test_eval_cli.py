@@ -57,6 +57,8 @@ def test_eval_figures_match_a_hand_count(workspace: Path) -> None:
             str(workspace / "kb"),
             "--threshold",
             "0",
+            "--max-choices",  # answers and escalations only: choices are counted in
+            "0",  # tests/integration/test_suggestions.py
             "--out",
             str(out),
         ],
@@ -89,6 +91,8 @@ def test_eval_figures_match_a_hand_count(workspace: Path) -> None:
         "wrong": 2,
         "escalated": 1,
         "escalated_unanswerable": 1,
+        "one_choice": 0,
+        "choices_none_right": 0,
     }
     assert len(report["curve"]) == 21
     assert report["recommended"]["balanced"] >= point["balanced"]

@@ -93,7 +93,15 @@ def served(tmp_path: Path, embedder: Embedder) -> Iterator[LiveServer]:
     ``service.json`` says where it listens."""
     kb = tmp_path / "kb"
     write_files(kb, ARTICLES)
-    settings = Settings(data_dir=tmp_path / "data", kb_path=kb, _env_file=None)  # type: ignore[call-arg]
+    # Twenty askers from one address: the per-IP limits are not what this file tests.
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        kb_path=kb,
+        ask_rate_ip_burst=10_000,
+        ask_rate_ip_per_minute=100_000,
+        answer_queue_per_ip=64,
+        _env_file=None,
+    )  # type: ignore[call-arg]
     index_paths([kb], settings, embedder)
     server = LiveServer(settings)
     settings.port = server.port

@@ -27,7 +27,7 @@ from bot.conversations.framekit import (
 )
 
 CID = "5f0c2a9e41d64c6b8f3f0e6b8a1d2c3e"
-CUSTOMER_TYPES = "csat, feedback, handoff_request, hello, message, typing"
+CUSTOMER_TYPES = "choose, csat, feedback, handoff_request, hello, message, typing"
 AGENT_TYPES = "message, ping, typing, unwatch, watch"
 NOT_JSON = "frame is not valid JSON: Expecting value: line 1 column 1 (char 0)"
 
@@ -178,6 +178,7 @@ EXAMPLES: dict[type[Frame], dict[str, Any]] = {
     frames.HandoffRequestFrame: {"type": "handoff_request"},
     frames.FeedbackFrame: {"type": "feedback", "seq": 2, "helpful": True},
     frames.CsatFrame: {"type": "csat", "score": 5},
+    frames.ChooseFrame: {"type": "choose", "seq": 3, "article_id": "billing/refunds"},
     frames.ClientTypingFrame: {"type": "typing"},
     frames.WelcomeFrame: {
         "type": "welcome",

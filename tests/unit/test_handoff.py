@@ -245,6 +245,109 @@ def test_an_answer_finished_after_the_handoff_may_not_be_stored(sim: Sim) -> Non
     )
 
 
+def _waiting_answer(sim: Sim, text: str, confidence: float) -> list[dict[str, Any]] | None:
+    """The customer writes while waiting; the bot's answer (2 s later) goes the waiting way."""
+    with transaction(sim.sessions) as session:
+        turn = handoff.customer_wrote(
+            session, sim.conversation_id, text, settings=sim.settings, now=sim.now
+        )
+        sim._keep(session, turn.frames)
+    assert (turn.bot_should_answer, turn.answer_while_waiting) == (False, True)
+    result = AnswerResult(
+        answer="Refunds are paid within 5 days.",
+        escalate=False,
+        confidence=confidence,
+        sources=[Source(article_id="billing/refunds", title="Refunds", score=confidence)],
+    )
+    with transaction(sim.sessions) as session:
+        frames = handoff.bot_answered(
+            session,
+            sim.conversation_id,
+            result,
+            reply_to=turn.message.seq,
+            settings=sim.settings,
+            now=sim.now + BOT_DELAY,
+            while_waiting=True,
+        )
+        if frames is not None:
+            sim._keep(session, frames)
+    return frames
+
+
+def test_while_waiting_the_bot_answers_what_it_is_sure_of_and_the_queue_stays(sim: Sim) -> None:
+    sim.customer("talk to a human")
+    frames = _waiting_answer(sim.at(1), "How long do refunds take?", confidence=0.9)
+    assert frames is not None and [f["type"] for f in frames] == ["message"]
+    assert frames[0]["role"] == "bot" and frames[0]["reply_to"] == 3
+    assert frames[0]["text"].startswith("Refunds are paid within 5 days.")
+    assert "virtual assistant" in frames[0]["text"] and "still in the queue" in frames[0]["text"]
+    assert sim.state() == "awaiting_human"
+    [item] = sim.queue_items()
+    assert item.open_key == sim.conversation_id and item.closed_at is None
+    assert [f["state"] for f in sim.frames if f["type"] == "state"] == ["awaiting_human"]
+    # A person still follows up: the conversation counts as escalated, not deflected.
+    from bot.handoff.ledger import ledger
+
+    with sim.sessions() as session:
+        assert ledger(session)[sim.conversation_id].outcome == "escalated"
+
+
+def test_while_waiting_a_doubtful_answer_is_left_to_the_person(sim: Sim) -> None:
+    sim.customer("talk to a human")
+    # 0.7 would be answered in a bot conversation (answer_threshold 0.6), not while waiting
+    assert _waiting_answer(sim.at(1), "Can I pay with a voucher?", confidence=0.7) is None
+    assert [role for role, _ in sim.messages()].count("bot") == 0
+    assert sim.state() == "awaiting_human" and sim.queue_items()[0].open_key
+
+
+def test_while_waiting_the_customers_words_still_come_first(sim: Sim) -> None:
+    sim.customer("talk to a human")
+    with transaction(sim.sessions) as session:
+        for text in ("hello?? I said a real person", "this is useless, total waste of time!!!"):
+            turn = handoff.customer_wrote(
+                session, sim.conversation_id, text, settings=sim.settings, now=sim.now
+            )
+            assert (turn.bot_should_answer, turn.answer_while_waiting) == (False, False)
+
+
+def test_a_waiting_answer_is_dropped_once_a_person_claimed_the_conversation(sim: Sim) -> None:
+    sim.customer("talk to a human")
+    with transaction(sim.sessions) as session:
+        turn = handoff.customer_wrote(
+            session, sim.conversation_id, "How long do refunds take?", settings=sim.settings
+        )
+    assert turn.answer_while_waiting
+    sim.at(1).agent("claim", "ana@example.com")  # ...while the bot was still answering
+    result = AnswerResult(answer="Refunds take 5 days.", escalate=False, confidence=0.95)
+    with transaction(sim.sessions) as session:
+        frames = handoff.bot_answered(
+            session,
+            sim.conversation_id,
+            result,
+            reply_to=turn.message.seq,
+            settings=sim.settings,
+            while_waiting=True,
+        )
+    assert frames is None
+    assert ("bot", "Refunds take 5 days.") not in sim.messages()
+    # and once a person holds it, the bot does not even try
+    with transaction(sim.sessions) as session:
+        turn = handoff.customer_wrote(
+            session, sim.conversation_id, "and how long for express?", settings=sim.settings
+        )
+    assert (turn.bot_should_answer, turn.answer_while_waiting) == (False, False)
+
+
+def test_an_email_left_while_waiting_is_kept_not_answered(sim: Sim) -> None:
+    sim.customer("talk to a human")
+    with transaction(sim.sessions) as session:
+        turn = handoff.customer_wrote(
+            session, sim.conversation_id, "it's jo@example.com", settings=sim.settings
+        )
+    assert (turn.bot_should_answer, turn.answer_while_waiting) == (False, False)
+    assert turn.frames and "jo@example.com" in turn.frames[0]["text"]
+
+
 def test_low_confidence_answer_escalates_with_the_answers_sources(sim: Sim) -> None:
     sim.customer(
         "Can you ship a live animal?",

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 
-from bot.core.schemas import AnswerResult, EscalationReason
-from bot.handoff.policy import ANSWER, ANSWER_FAILED, AnswerFailure, Decision, decide, failed_answer
+from bot.core.schemas import AnswerResult, EscalationReason, Source
+from bot.core.settings import Settings
+from bot.handoff.policy import (
+    ANSWER,
+    ANSWER_FAILED,
+    AnswerFailure,
+    Availability,
+    Decision,
+    answers_while_waiting,
+    availability,
+    bot_turn,
+    decide,
+    failed_answer,
+    waiting_note,
+)
 from bot.handoff.triggers import QUIET, Signals
 
 ANSWERED = AnswerResult(answer="Refunds take 5 days.", escalate=False, confidence=0.81)
@@ -92,3 +108,57 @@ def test_a_failed_answer_keeps_what_had_streamed_as_its_start() -> None:
     result = failed_answer("Refunds are paid within ")
     assert result.answer.startswith("Refunds are paid within \n\nSorry, something went wrong")
     assert result.reason == "error"
+
+
+# --- who answers while the conversation waits for a person ------------------------------------
+
+WAIT_THRESHOLD = 0.85
+
+
+@pytest.mark.parametrize(
+    ("state", "signals", "expected"),
+    [
+        ("bot", QUIET, "answer"),
+        ("awaiting_human", QUIET, "answer_if_confident"),
+        ("awaiting_human", MILD, "answer_if_confident"),
+        # the customer's own words are the person's to answer
+        ("awaiting_human", WORDS, "silent"),
+        ("awaiting_human", LEGAL, "silent"),
+        ("awaiting_human", ANGRY, "silent"),
+        # a person holds it (or it has ended: the machine reopens it to the bot first)
+        ("human", QUIET, "silent"),
+        ("resolved", QUIET, "silent"),
+    ],
+)
+def test_who_answers_in_each_state(state: str, signals: Signals, expected: str) -> None:
+    assert bot_turn(state, signals) == expected
+
+
+def test_only_a_confident_plain_answer_is_given_while_waiting() -> None:
+    sure = AnswerResult(answer="Refunds take 5 days.", escalate=False, confidence=0.86)
+    assert answers_while_waiting(sure, WAIT_THRESHOLD)
+    # answered in a bot conversation (above answer_threshold), but not sure enough now
+    assert not answers_while_waiting(
+        ANSWERED.model_copy(update={"confidence": 0.7}), WAIT_THRESHOLD
+    )
+    assert not answers_while_waiting(LOW, WAIT_THRESHOLD)
+    assert not answers_while_waiting(
+        BROKE_OFF.model_copy(update={"confidence": 0.9}), WAIT_THRESHOLD
+    )
+    which = sure.model_copy(
+        update={"suggestions": [Source(article_id="a", title="A", score=0.9)] * 2}
+    )
+    assert not answers_while_waiting(which, WAIT_THRESHOLD)
+
+
+def test_availability_follows_business_hours(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, business_hours="Mon-Fri 09:00-17:00", _env_file=None)
+    monday_10 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    monday_22 = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
+    assert availability(settings, monday_10) == Availability(True)
+    closed = availability(settings, monday_22)
+    assert closed == Availability(False, datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    assert "tomorrow at 09:00" in waiting_note(settings, monday_22)
+    assert "shortly" in waiting_note(settings, monday_10)
+    always = Settings(data_dir=tmp_path, business_hours="24/7", _env_file=None)
+    assert availability(always, monday_22).available

@@ -11,6 +11,7 @@ from bot.conversations.frames import (
     ALL_FRAMES,
     CLIENT_TYPES,
     AckFrame,
+    ChooseFrame,
     ClientMessageFrame,
     CsatFrame,
     ErrorFrame,
@@ -45,6 +46,9 @@ def error_code(raw: str | bytes) -> str:
         ('{"type": "message", "client_msg_id": "a", "text": ""}', "invalid_frame"),
         ('{"type": "feedback", "seq": 0, "helpful": true}', "invalid_frame"),
         ('{"type": "csat", "score": 6}', "invalid_frame"),
+        ('{"type": "choose", "seq": 2}', "invalid_frame"),  # article_id is required (or null)
+        ('{"type": "choose", "seq": 0, "article_id": "a"}', "invalid_frame"),
+        ('{"type": "choose", "seq": 2, "article_id": ""}', "invalid_frame"),
         ('{"type": "hello", "last_seq": -1}', "invalid_frame"),
         ('{"type": "hello", "visitor": {"k": "' + "v" * 3000 + '"}}', "invalid_frame"),
         (
@@ -73,7 +77,18 @@ def test_client_frames_parse_to_their_models() -> None:
         seq=4, helpful=False
     )
     assert parse_client_frame('{"type": "csat", "score": 5}') == CsatFrame(score=5)
-    assert {"hello", "message", "handoff_request", "feedback", "csat", "typing"} == CLIENT_TYPES
+    assert parse_client_frame('{"type": "choose", "seq": 2, "article_id": null}') == ChooseFrame(
+        seq=2, article_id=None
+    )
+    assert {
+        "hello",
+        "message",
+        "handoff_request",
+        "feedback",
+        "csat",
+        "choose",
+        "typing",
+    } == CLIENT_TYPES
 
 
 def test_every_frame_has_a_type_literal_and_a_direction() -> None:

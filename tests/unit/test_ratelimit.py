@@ -1,50 +1,133 @@
-"""Token buckets: bursts pass, floods are refused with an honest retry time."""
+"""Moving-window limits (the ``limits`` library): bursts pass, floods are refused with an honest
+retry time, a refused hit costs nothing; answer slots keep a per-client share."""
 
 from __future__ import annotations
 
+import asyncio
+import types
+from collections.abc import Iterator
+
 import pytest
 
-from bot.core.ratelimit import KeyedLimiter, TokenBucket
+from bot.core.ratelimit import (
+    AnswerSlots,
+    CapacityFull,
+    Check,
+    Gatekeeper,
+    Rate,
+    RateLimiter,
+    ServiceLimits,
+    open_storage,
+)
+from bot.core.settings import Settings
 
 
 class FakeClock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_000_000.0
 
-    def __call__(self) -> float:
+    def time(self) -> float:
         return self.now
 
 
-def test_bucket_allows_a_burst_then_refuses_until_refilled() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(capacity=3, rate=0.5, clock=clock)
-    assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
-    assert bucket.retry_after() == pytest.approx(2.0)
-    clock.now += 1.9
-    assert not bucket.try_acquire()
-    clock.now += 0.1
-    assert bucket.try_acquire()
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
+    """The limits' memory storage and our retry times read this clock instead of the wall."""
+    import limits.storage.memory
+
+    import bot.core.ratelimit
+
+    fake = FakeClock()
+    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=fake.time))
+    monkeypatch.setattr(bot.core.ratelimit, "time", types.SimpleNamespace(time=fake.time))
+    yield fake
 
 
-def test_bucket_never_holds_more_than_its_capacity() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(capacity=2, rate=10, clock=clock)
-    clock.now += 3600
-    assert [bucket.try_acquire() for _ in range(3)] == [True, True, False]
-    assert not bucket.full
-
-
-def test_bucket_rejects_nonsense_parameters() -> None:
+def test_rate_from_a_burst_and_a_sustained_rate() -> None:
+    assert Rate.of(3, 0.5) == Rate(3, 6)  # 3 at once, then one every 2 s
+    assert Rate.per_minute(10, 30) == Rate(10, 20)
+    assert Rate.of(5, 1000) == Rate(5, 1)  # never a window under a second
     with pytest.raises(ValueError):
-        TokenBucket(capacity=0, rate=1)
+        Rate.of(0, 1)
 
 
-def test_keyed_limiter_is_per_key_and_bounded() -> None:
-    clock = FakeClock()
-    limiter = KeyedLimiter(capacity=1, rate=0.1, max_keys=2, clock=clock)
-    assert limiter.try_acquire("1.1.1.1")
-    assert not limiter.try_acquire("1.1.1.1")
-    assert limiter.retry_after("1.1.1.1") == pytest.approx(10.0)
-    assert limiter.try_acquire("2.2.2.2")
-    assert limiter.try_acquire("3.3.3.3")  # evicts the least recently used key
-    assert len(limiter) == 2
+def test_a_burst_passes_then_a_flood_is_refused_until_the_window_moves(clock: FakeClock) -> None:
+    limiter = RateLimiter()
+    check = Check("connection", Rate.of(3, 0.5), "socket-1")
+    assert [limiter.hit(check) is None for _ in range(4)] == [True, True, True, False]
+    refusal = limiter.hit(check)
+    assert refusal is not None and refusal.scope == "connection"
+    assert refusal.retry_after_s == pytest.approx(6.0)
+    clock.now += 5.9
+    assert limiter.hit(check) is not None
+    clock.now += 0.2
+    assert limiter.hit(check) is None
+
+
+def test_a_refused_hit_costs_no_other_limit(clock: FakeClock) -> None:
+    limiter = RateLimiter()
+    tight = Check("connection", Rate(1, 60), "socket-1")
+    shared = Check("ip", Rate(2, 60), "1.1.1.1")
+    assert limiter.hit(tight, shared) is None
+    for _ in range(5):
+        refusal = limiter.hit(tight, shared)
+        assert refusal is not None and refusal.scope == "connection"
+    # The IP's quota was not spent by the refused hits: another socket of it still passes.
+    assert limiter.hit(Check("connection", Rate(1, 60), "socket-2"), shared) is None
+
+
+def test_keys_are_separate_and_retry_headers_round_up(clock: FakeClock) -> None:
+    limiter = RateLimiter()
+    rate = Rate(1, 10)
+    assert limiter.hit(Check("ip", rate, "1.1.1.1")) is None
+    refusal = limiter.hit(Check("ip", rate, "1.1.1.1"))
+    assert refusal is not None and refusal.retry_after_header == "10"
+    assert refusal.retry_after_ms == 10_000
+    assert limiter.hit(Check("ip", rate, "2.2.2.2")) is None
+
+
+def test_gatekeeper_limits_come_from_the_settings(clock: FakeClock) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, chat_rate_conversations_ip_burst=2, chat_close_after_refusals=3
+    )
+    limits = ServiceLimits.from_settings(settings)
+    assert limits.messages_connection == Rate(10, 20)  # the defaults: 10 at once, 30 a minute
+    gate = Gatekeeper(limits, RateLimiter(open_storage("memory://")))
+    assert gate.hello("9.9.9.9") is None and gate.hello("9.9.9.9") is None
+    assert gate.hello("9.9.9.9") is not None
+    assert gate.hello("8.8.8.8") is None
+    assert [gate.refusal_strike("socket") for _ in range(4)] == [True, True, True, False]
+
+
+async def test_answer_slots_give_each_client_a_share() -> None:
+    slots = AnswerSlots(total=2, per_client=1, queue_per_client=2, queue_total=10)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def answer(client: str, name: str) -> None:
+        async with slots.slot(client):
+            order.append(name)
+            await release.wait()
+
+    flood = [asyncio.create_task(answer("flood", f"f{i}")) for i in range(2)]
+    await asyncio.sleep(0)
+    assert not slots.room("flood")  # its queue (2) is full: the third is refused at the door
+    with pytest.raises(CapacityFull):
+        async with slots.slot("flood"):
+            pass
+    other = asyncio.create_task(answer("other", "o1"))
+    await asyncio.sleep(0.01)
+    # The flood holds one slot (its share), the other client got the second at once.
+    assert order == ["f0", "o1"] and slots.running == 2
+    release.set()
+    await asyncio.gather(*flood, other)
+    assert slots.peak_running == 2 and slots.pending() == 0
+
+
+async def test_answer_slot_wait_is_bounded() -> None:
+    slots = AnswerSlots(total=1, per_client=1, queue_per_client=5, queue_total=5)
+    async with slots.slot("a"):
+        with pytest.raises(TimeoutError):
+            async with slots.slot("b", timeout=0.05):
+                pass
+    assert slots.pending() == 0

@@ -26,6 +26,7 @@ from bot.knowledge.library import (
     ArticleIn,
     ArticleOut,
     ArticlePage,
+    HeldOut,
     LibraryError,
     UploadReport,
     VersionOut,
@@ -49,7 +50,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such article or version"},
     409: {"description": "Id taken, or the article changed since the version you edited"},
     413: {"description": "Body larger than kb_max_article_bytes"},
-    422: {"description": "Invalid id, title, body, url, tags or language"},
+    422: {
+        "description": "Invalid id, title, body, url, tags or language, or held by screening "
+        "(asks for credentials, or talks to an AI assistant): detail says what was found"
+    },
 }
 
 
@@ -98,7 +102,13 @@ def upload_articles(
     return _library_call(lambda: ctx.library.upload(received, user.email))
 
 
-# The versions routes come before ``/articles/{id}``: an id may contain '/', so the article
+@router.get("/articles/held", responses=_ERRORS)
+def held_articles(user: AdminUser, ctx: ContextDep) -> list[HeldOut]:
+    """Articles an ingest held for review instead of indexing them, with the reason."""
+    return _library_call(ctx.library.held)
+
+
+# The held and versions routes come before ``/articles/{id}``: an id may contain '/', so the article
 # routes' path pattern would also match ".../versions".
 
 

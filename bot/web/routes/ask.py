@@ -5,23 +5,32 @@ answerer fails the caller gets the chat's reply to a failure (reason ``error``, 
 went wrong", escalate), from :func:`bot.handoff.policy.failed_answer`, not a 500.
 Questions are capped (``max_question_chars``): a 10,000-character paste is not a question, and it
 would cost an embedding pass and an LLM prompt for nothing.
+
+Fair limits (``bot.core.ratelimit``): calls are rate-limited per client IP and in all (429 with
+``Retry-After``), and the answer itself takes a place in the answer capacity the chat uses too, so
+a client flooding this route waits behind its own questions: a full per-client queue is a 429, a
+place that does not free within ``ask_queue_wait_s`` a 503, both with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field, field_validator
 
+from bot.core.ratelimit import CapacityFull
 from bot.core.schemas import AnswerResult, Turn
 from bot.handoff.policy import failed_answer
 from bot.web.deps import ContextDep
+from bot.web.proxies import client_ip
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["answers"])
 
 MAX_HISTORY_TURNS = 50
+QUEUE_FULL_RETRY_S = 2
+"""Retry-After for a full answer queue: about one answer's time."""
 
 
 class AskRequest(BaseModel):
@@ -43,9 +52,13 @@ class AskRequest(BaseModel):
     "/ask",
     response_model=AnswerResult,
     summary="Answer one question from the help-center articles",
-    responses={422: {"description": "Empty, too long or malformed question"}},
+    responses={
+        422: {"description": "Empty, too long or malformed question"},
+        429: {"description": "Too many questions from this client (or in all); see Retry-After"},
+        503: {"description": "No answer capacity freed in time; see Retry-After"},
+    },
 )
-async def ask(body: AskRequest, ctx: ContextDep) -> AnswerResult:
+async def ask(body: AskRequest, request: Request, ctx: ContextDep) -> AnswerResult:
     """The answer with its sources, or ``escalate: true`` and the reason a person should take
     it. ``confidence`` is the answerability score the escalation threshold applies to."""
     limit = ctx.settings.max_question_chars
@@ -63,12 +76,34 @@ async def ask(body: AskRequest, ctx: ContextDep) -> AnswerResult:
         )
     if ctx.answerer is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the answerer is not ready")
+    client = client_ip(request, ctx.settings.trusted_proxies)
+    refused = ctx.chat.gate.ask(client)
+    if refused is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many questions; retry after {refused.retry_after_header} s",
+            headers={"Retry-After": refused.retry_after_header},
+        )
     result: AnswerResult | None = None
     try:
-        async for item in ctx.answerer.stream(body.question, body.history):
-            if isinstance(item, AnswerResult):
-                result = item
-    except Exception:
-        log.exception("the answerer failed on /api/ask")
-        result = None
+        async with ctx.chat.answer_slots.slot(client, timeout=ctx.settings.ask_queue_wait_s):
+            try:
+                async for item in ctx.answerer.stream(body.question, body.history):
+                    if isinstance(item, AnswerResult):
+                        result = item
+            except Exception:
+                log.exception("the answerer failed on /api/ask")
+                result = None
+    except CapacityFull:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "your earlier questions are still being answered; retry in a moment",
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_S)},
+        ) from None
+    except TimeoutError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "every answer slot is busy; retry in a moment",
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_S)},
+        ) from None
     return result if result is not None else failed_answer()

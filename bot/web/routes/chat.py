@@ -8,6 +8,7 @@ from fastapi import APIRouter, WebSocket
 from bot.conversations.frames import CLOSE_POLICY_VIOLATION
 from bot.live.customer import serve_chat
 from bot.live.transport import StarletteTransport, origin_allowed
+from bot.web import proxies
 from bot.web.deps import ContextDep
 
 router = APIRouter(tags=["chat"])
@@ -21,5 +22,5 @@ async def chat_socket(websocket: WebSocket, ctx: ContextDep) -> None:
         await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="origin not allowed")
         return
     await websocket.accept()
-    client_ip = websocket.client.host if websocket.client else "unknown"
+    client_ip = proxies.client_ip(websocket, ctx.settings.trusted_proxies)
     await serve_chat(ctx.chat, StarletteTransport(websocket), client_ip=client_ip, origin=origin)

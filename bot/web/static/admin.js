@@ -143,6 +143,28 @@
       show("list-error", err.message);
     }
     renderList();
+    loadHeld();
+  }
+
+  /** Articles screening held (they ask for secrets or talk to an AI): shown with the reason. */
+  async function loadHeld() {
+    let held = [];
+    try {
+      held = await api("GET", "/api/admin/articles/held");
+    } catch (err) {
+      held = [];
+    }
+    const list = $("held-list");
+    list.replaceChildren();
+    for (const item of held || []) {
+      const li = el("li");
+      li.append(el("strong", "", item.title || item.id), " ");
+      li.append(el("span", "id", item.path || item.id));
+      li.append(el("div", "failed", item.reason || "held for review"));
+      list.append(li);
+    }
+    $("held-count").textContent = String((held || []).length);
+    $("held").hidden = !(held || []).length;
   }
 
   function renderList() {

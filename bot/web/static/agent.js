@@ -1,5 +1,6 @@
 // Supportbot agent console: the queue, one conversation, live over /ws/agent.
-// Plain JS, no build step. Everything the server sends is rendered with textContent (no HTML).
+// Plain JS, no build step. Everything the server sends is rendered with textContent, except
+// bot and agent message text: Markdown through the widget's sanitizer (escaped, then a few tags).
 (function () {
   "use strict";
 
@@ -30,6 +31,18 @@
     return node;
   }
 
+  // A source link is article metadata, which the console does not control: only http(s) URLs
+  // become links (a "javascript:" or "data:" URL would run in the agent's signed-in page).
+  function safeUrl(url) {
+    if (typeof url !== "string" || !url) return null;
+    try {
+      const parsed = new URL(url, window.location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (_e) {
+      return null;
+    }
+  }
+
   function waited(iso) {
     const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
     if (seconds < 60) return seconds + "s";
@@ -42,6 +55,60 @@
     box.textContent = message;
     box.hidden = !message;
   }
+
+  // --- message text -------------------------------------------------------------------------
+  // Answers are Markdown (steps, tables, links). They are rendered by the widget's own
+  // sanitizer (window.SupportbotMarkdown, from /widget/supportbot.js loaded with
+  // data-mount="false"): the agent reads an answer as the customer saw it, and there is one
+  // renderer to keep safe (it escapes everything, then adds a few tags back). The customer's
+  // words stay plain text. Until the sanitizer has loaded, text shows plain, then re-renders.
+  const markdownSource = new WeakMap();
+
+  function fillMarkdown(node, text) {
+    if (!window.SupportbotMarkdown) {
+      node.textContent = text;
+      return;
+    }
+    node.classList.add("md");
+    node.replaceChildren(window.SupportbotMarkdown.render(text));
+  }
+
+  function messageText(frame) {
+    const node = el("div", "text");
+    const text = String(frame.text == null ? "" : frame.text);
+    if (frame.role === "bot" || frame.role === "agent") {
+      markdownSource.set(node, text);
+      node.dataset.markdown = "";
+      fillMarkdown(node, text);
+    } else {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  (function loadMarkdown() {
+    const style = document.createElement("style");
+    style.textContent =
+      ".msg .text.md { white-space: normal; }" +
+      ".msg .text.md p { margin: 0 0 .5em; } .msg .text.md > :last-child { margin-bottom: 0; }" +
+      ".msg .text.md ul, .msg .text.md ol { margin: .2em 0 .5em; padding-left: 1.3em; }" +
+      ".msg .text.md table { border-collapse: collapse; margin: .2em 0 .5em; display: block;" +
+      " max-width: 100%; overflow-x: auto; }" +
+      ".msg .text.md th, .msg .text.md td { border: 1px solid #c9d1dd; padding: 3px 8px;" +
+      " text-align: left; vertical-align: top; }" +
+      ".msg .text.md th { background: #e9edf3; }";
+    document.head.append(style);
+    if (window.SupportbotMarkdown) return;
+    const script = document.createElement("script");
+    script.src = "/widget/supportbot.js";
+    script.dataset.mount = "false";
+    script.addEventListener("load", () => {
+      for (const node of document.querySelectorAll(".msg .text[data-markdown]")) {
+        if (markdownSource.has(node)) fillMarkdown(node, markdownSource.get(node));
+      }
+    });
+    document.head.append(script);
+  })();
 
   // --- queue --------------------------------------------------------------------------------
 
@@ -91,14 +158,15 @@
     li.dataset.seq = frame.seq;
     const who = frame.role === "agent" ? (frame.author || "Agent") : frame.role;
     li.append(el("span", "who", who));
-    li.append(el("div", "text", frame.text));
+    li.append(messageText(frame));
     if (frame.sources && frame.sources.length) {
       const cites = el("ul", "cites");
       for (const s of frame.sources) {
         const c = el("li");
-        if (s.url) {
+        const href = safeUrl(s.url);
+        if (href) {
           const a = el("a", "", s.title || s.article_id);
-          a.href = s.url; a.target = "_blank"; a.rel = "noopener noreferrer";
+          a.href = href; a.target = "_blank"; a.rel = "noopener noreferrer";
           c.append(a);
         } else {
           c.textContent = s.title || s.article_id;
@@ -106,6 +174,25 @@
         cites.append(c);
       }
       li.append(cites);
+    }
+    if (frame.suggestions && frame.suggestions.length) {
+      // "Which of these?": the articles the bot offered; the customer's pick follows as the
+      // bot's next answer (its source), "none of these" as the hand-over (reason no_match).
+      li.append(el("div", "offered-label", "Offered as choices:"));
+      const offered = el("ul", "cites offered");
+      for (const s of frame.suggestions) {
+        const c = el("li");
+        const href = safeUrl(s.url);
+        if (href) {
+          const a = el("a", "", s.title || s.article_id);
+          a.href = href; a.target = "_blank"; a.rel = "noopener noreferrer";
+          c.append(a);
+        } else {
+          c.textContent = s.title || s.article_id;
+        }
+        offered.append(c);
+      }
+      li.append(offered);
     }
     const list = $("transcript");
     list.append(li);
@@ -135,9 +222,10 @@
     sources.replaceChildren();
     for (const s of data.sources) {
       const li = el("li");
-      if (s.url) {
+      const href = safeUrl(s.url);
+      if (href) {
         const a = el("a", "", s.title || s.article_id);
-        a.href = s.url; a.target = "_blank"; a.rel = "noopener noreferrer";
+        a.href = href; a.target = "_blank"; a.rel = "noopener noreferrer";
         li.append(a);
       } else {
         li.textContent = s.title || s.article_id;
