@@ -17,6 +17,9 @@ Prints a table and writes JSON to bench/results/chat_latency.json.
     python bench/chat_latency.py                 # the full run (about 3-5 minutes here)
     python bench/chat_latency.py --clients 1,20 --idle 0   # the 20-chat target, no idle sockets
     python bench/chat_latency.py --quick         # a smoke run
+    python bench/chat_latency.py --clients 20 --questions 20:3 --idle 0 --profile prof.json
+        # the 20-chat round under py-spy: also prints the server's CPU by part of the service
+        # (answer, store, frames, sockets, event loop), to see what the floor does not pay
 """
 
 from __future__ import annotations
@@ -277,6 +280,76 @@ def start_profiler(server: Server, out: Path, gil: bool = False) -> subprocess.P
     return spy
 
 
+# Where a server sample is counted: the first part (in this order) with a frame on its stack.
+# The answer comes first: a pydantic or JSON frame under the answerer is the answer's work.
+PROFILE_PARTS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "answer (retrieval, embedding, composing)",
+        (
+            "bot/knowledge/",
+            "ingest/embedder",
+            "torch/",
+            "transformers/",
+            "sentence_transformers/",
+            "chromadb/",
+            "numpy/",
+        ),
+    ),
+    (
+        "store (SQLAlchemy, SQLite, handoff)",
+        ("sqlalchemy/", "sqlite3/", "bot/conversations/store", "bot/handoff/", "bot/core/db"),
+    ),
+    (
+        "frames (pydantic, JSON, events)",
+        (
+            "pydantic",
+            "bot/conversations/frames",
+            "bot/conversations/framekit",
+            "json/",
+            "bot/conversations/events",
+        ),
+    ),
+    (
+        "sockets (uvicorn, websockets, starlette)",
+        ("uvicorn/", "websockets/", "starlette/", "bot/live/transport", "h11/", "httptools/"),
+    ),
+    ("chat session (bot/live)", ("bot/live/",)),
+    ("event loop, threads", ("asyncio/", "uvloop/", "concurrent/futures", "threading.py")),
+]
+
+
+def profile_shares(path: Path) -> dict[str, float]:
+    """Share of the server's sampled CPU time per part of the service (a py-spy speedscope
+    file, every thread): where the server spends what the in-process floor does not."""
+    data = json.loads(path.read_text())
+    frames = [f"{f.get('file', '')}:{f.get('name', '')}" for f in data["shared"]["frames"]]
+    counts: dict[str, float] = {}
+    total = 0.0
+    for profile in data["profiles"]:
+        samples = profile.get("samples", [])
+        weights = profile.get("weights", [1] * len(samples))
+        for stack, weight in zip(samples, weights, strict=False):
+            names = [frames[i] for i in stack]
+            part = next(
+                (
+                    label
+                    for label, needles in PROFILE_PARTS
+                    if any(needle in name for name in names for needle in needles)
+                ),
+                "other",
+            )
+            counts[part] = counts.get(part, 0.0) + weight
+            total += weight
+    return (
+        {
+            part: round(count / total, 3)
+            for part, count in sorted(counts.items(), key=lambda kv: -kv[1])
+        }
+        if total
+        else {}
+    )
+
+
 @dataclass
 class ClientStats:
     ack: list[float] = field(default_factory=list)
@@ -441,6 +514,12 @@ def table(report: dict[str, Any]) -> str:
             f"| {label} | {n} | {value['p50_ms']} | {value['p95_ms']} | {value['p99_ms']} "
             f"| {value.get('per_s', 'n/a')} |"
         )
+    parts = report.get("server_cpu_by_part") or {}
+    if parts:
+        lines.append("")
+        lines.append("| server CPU during the load rounds (py-spy, all threads) | share |")
+        lines.append("|---|---:|")
+        lines.extend(f"| {part} | {share:.1%} |" for part, share in parts.items())
     idle = report["idle"]
     if idle:
         lines.append("")
@@ -485,6 +564,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
+    profile: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="supportbot-bench-") as tmp:
         data_dir = args.data_dir or Path(tmp) / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -518,6 +598,9 @@ def main() -> None:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 spy.wait(timeout=120)
+                if args.profile.exists():
+                    profile = profile_shares(args.profile)
+                    print("server CPU by part:", json.dumps(profile), flush=True)
         finally:
             server.stop()
         idle: dict[str, Any] = {}
@@ -543,6 +626,7 @@ def main() -> None:
             "floor": floor,
             "load": load,
             "idle": idle,
+            "server_cpu_by_part": profile,
             "total_s": round(time.perf_counter() - started, 1),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)

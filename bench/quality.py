@@ -340,12 +340,40 @@ def run_mtrag(
         "multi_turn_tasks_judged": len(followups),
         "escalation_at_threshold": by_label,
         "at_threshold": asdict(operating_point(questions, hybrid, threshold, rule)),
+        # MTRAG's own best point: how far similarity alone can separate its labels at all
+        # (reported, never used to choose anything).
+        "own_best_with_choices": asdict(recommend_threshold(questions, hybrid, rule)),
         "ends": ends(questions, hybrid, threshold, rule),
     }
 
 
 def _f(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    """The issue's calibration targets next to this run's figures: answerable questions
+    resolved (answered right or with one choice, as a share of answerable) and unanswerable
+    ones escalated directly (a share of unanswerable; choices offered to them do not count)."""
+    lines = [
+        "| target | threshold | answerable resolved (right + one choice) "
+        "| unanswerable escalated |",
+        "|---|---:|---:|---:|",
+    ]
+    points = []
+    if "banking" in results:
+        points.append(
+            ("banking77-oos valid, best point", results["banking"]["hybrid_best_with_choices"])
+        )
+    if "mtrag" in results:
+        points.append(("mtrag, at that threshold", results["mtrag"]["at_threshold"]))
+        points.append(("mtrag, its own best point", results["mtrag"]["own_best_with_choices"]))
+    for name, p in points:
+        lines.append(
+            f"| {name} | {p['threshold']:.2f} | {_f(p['answerable_resolved'])} | "
+            f"{_f(p['escalation_recall'])} |"
+        )
+    return lines
 
 
 def table(results: dict[str, Any]) -> str:
@@ -395,6 +423,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{_f(p['answerable_answered_correctly'])} | {_f(p['escalation_recall'])} | "
                 f"{_f(p['wrong_answer_rate'])} |"
             )
+    lines += ["", *targets(results)]
     lines += [
         "",
         "| dataset | rule | answered right | one choice | wrong | escalated "

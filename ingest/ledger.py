@@ -11,11 +11,15 @@ recorded with the new fingerprint and ``pending`` cleared (committed). A process
 between leaves ``pending`` rows behind, and the next run purges those articles' chunks and
 forgets the rows, so they are indexed afresh: the store always converges to the ledger.
 
-SQLite through SQLAlchemy Core: the settings give a URL, and a small table needs no ORM.
+SQLite through SQLAlchemy Core: the settings give a URL, and a small table needs no ORM. When
+the service shares a database between processes (``SUPPORTBOT_DATABASE_URL``), the ledger and
+the knowledge-base generation counter (``kb_generation``, one row) live there instead, so every
+process sees one ledger and one generation (migration 0009 creates both tables there).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,6 +53,52 @@ articles_table = Table(
     Column("pending", Boolean, nullable=False, default=False),
     Column("updated_at", Float, nullable=False),
 )
+
+generation_table = Table(
+    "kb_generation",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", Integer, nullable=False, default=0),
+)
+"""The knowledge base's change counter in a shared database (one row, ``id`` 1)."""
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def shared_engine(url: str) -> Engine:
+    """One engine per URL for the process (the generation is read on every query)."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_engine(url, pool_pre_ping=True)
+            _metadata.create_all(engine)
+            _engines[url] = engine
+        return engine
+
+
+def read_shared_generation(url: str) -> int:
+    """The shared counter; 0 before the first change."""
+    with shared_engine(url).connect() as connection:
+        value = connection.scalar(
+            select(generation_table.c.generation).where(generation_table.c.id == 1)
+        )
+    return int(value or 0)
+
+
+def bump_shared_generation(url: str) -> int:
+    """Increment the shared counter in one statement (atomic across processes)."""
+    with shared_engine(url).begin() as connection:
+        value = connection.scalar(
+            update(generation_table)
+            .where(generation_table.c.id == 1)
+            .values(generation=generation_table.c.generation + 1)
+            .returning(generation_table.c.generation)
+        )
+        if value is None:
+            connection.execute(insert(generation_table).values(id=1, generation=1))
+            value = 1
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 TEXT_SUFFIXES = frozenset({".txt"})
 ARTICLE_SUFFIXES = MARKDOWN_SUFFIXES | HTML_SUFFIXES | TEXT_SUFFIXES
+LEARNED_SIDECAR_SUFFIX = ".learned.jsonl"
+"""An article's learned questions beside it (``billing/refunds.learned.jsonl``): not an article."""
 
 MAX_FILE_BYTES = 2_000_000
 """Larger files are refused: an article is kilobytes; megabytes mean a data dump or a mistake."""
@@ -577,6 +579,10 @@ def load_article(path: Path, root: Path | None = None, includes_dir: Path | None
     """Load one file; ``root`` is the KB folder its id is relative to (default: its folder)."""
     root = root if root is not None else path.parent
     suffix = path.suffix.lower()
+    if path.name.lower().endswith(LEARNED_SIDECAR_SUFFIX):
+        # ``<article>.learned.jsonl``: the article's learned questions (bot.knowledge.learned),
+        # kept beside it for git; read by the service, never an article of its own.
+        raise SkipFile(path, "learned questions of an article, not an article")
     if suffix not in ARTICLE_SUFFIXES:
         raise ArticleError(path, f"unsupported file type {suffix or '(none)'!r}")
     text = read_text(path)

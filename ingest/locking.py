@@ -22,6 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
 
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 LOCK_FILE_NAME = "ingest.lock"
@@ -29,6 +33,32 @@ LOCK_FILE_NAME = "ingest.lock"
 
 class IngestLockedError(RuntimeError):
     """Another process kept the ingest lock for longer than we were willing to wait."""
+
+
+@contextmanager
+def ingest_lock(settings: Settings, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """The one-writer lock of a knowledge-base write: the data directory's ``flock`` and, when
+    the ledger lives in a shared database, a PostgreSQL advisory lock as well, so writers in
+    several processes (or hosts) sharing one Chroma server take turns."""
+    with writer_lock(settings.data_dir, timeout_s):
+        if not settings.shared_database:
+            yield
+            return
+        from bot.core.leases import LeaseTimeoutError, session_lock
+        from ingest.ledger import shared_engine
+
+        try:
+            lease = session_lock(shared_engine(settings.ledger_url), "ingest-writer", timeout_s)
+            lease.__enter__()
+        except LeaseTimeoutError as exc:
+            raise IngestLockedError(
+                f"Another process is writing to the shared knowledge base; gave up after "
+                f"waiting {timeout_s:g} s. Run again when it has finished."
+            ) from exc
+        try:
+            yield
+        finally:
+            lease.__exit__(None, None, None)
 
 
 @contextmanager

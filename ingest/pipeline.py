@@ -15,8 +15,8 @@ The order of operations is what makes this safe to interrupt and cheap to repeat
 4. **Write** in groups of articles: embed all of a group's chunks in one ``encode`` call (batching
    is what makes the model fast), mark the group pending, upsert its chunks under their stable
    ids, drop chunk ids an article no longer has, record the ledger rows.
-5. If anything changed, bump ``{data_dir}/kb_generation`` so the retrieval side (its BM25 index
-   mirrors Chroma) knows to reload.
+5. If anything changed, bump ``{data_dir}/kb_generation`` (the ``kb_generation`` row of a shared
+   database) so the retrieval side (its BM25 index mirrors Chroma) knows to reload.
 
 Every article is screened first (``ingest.screening``): invisible characters are removed, and an
 article that asks for credentials or talks to an AI assistant is *held*: not indexed, listed in
@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.chunking import CHUNKER_VERSION, Chunk, chunk_article, chunk_id
 from ingest.embedder import LazyEmbedder
-from ingest.ledger import Ledger, LedgerRow
+from ingest.ledger import Ledger, LedgerRow, bump_shared_generation, read_shared_generation
 from ingest.loaders import Article, load_folder
-from ingest.locking import DEFAULT_LOCK_TIMEOUT_S, writer_lock
+from ingest.locking import DEFAULT_LOCK_TIMEOUT_S, ingest_lock
 from ingest.screening import HeldArticle, record_held, screen_article, screen_text
 from ingest.store import open_client, open_collection
 
@@ -134,6 +134,8 @@ class IngestReport:
 
 def read_generation(settings: Settings) -> int:
     """The knowledge base's change counter; 0 before the first ingest."""
+    if settings.shared_database:  # several processes: the counter is in the shared database
+        return read_shared_generation(settings.ledger_url)
     try:
         return int((settings.data_dir / GENERATION_FILE).read_text().strip() or 0)
     except (OSError, ValueError):
@@ -142,6 +144,8 @@ def read_generation(settings: Settings) -> int:
 
 def _bump_generation(settings: Settings) -> int:
     """Increment the counter atomically (write a temp file, then rename over the old one)."""
+    if settings.shared_database:
+        return bump_shared_generation(settings.ledger_url)
     generation = read_generation(settings) + 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=settings.data_dir, prefix=f".{GENERATION_FILE}.")
@@ -298,7 +302,7 @@ def delete_article(
     write_gate: WriteGate | None = None,
 ) -> bool:
     """Remove one article's chunks and ledger row; False when it was not indexed."""
-    with writer_lock(settings.data_dir, lock_timeout_s), (write_gate or nullcontext)():
+    with ingest_lock(settings, lock_timeout_s), (write_gate or nullcontext)():
         store = _Store.open(settings, _lazy(embedder, settings))
         ledger = Ledger(settings.ledger_url)
         try:
@@ -370,7 +374,7 @@ def _sync(
     gate = write_gate or nullcontext
     model = _lazy(embedder, settings)
     bounds: tuple[int, int] | None = None  # asked of the model when the first article is chunked
-    with writer_lock(settings.data_dir, lock_timeout_s):
+    with ingest_lock(settings, lock_timeout_s):
         store = _Store.open(settings, model)
         ledger = Ledger(settings.ledger_url)
         try:

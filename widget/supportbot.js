@@ -1,5 +1,6 @@
 /*!
- * Supportbot chat widget. Plain JavaScript, no build step, no dependencies.
+ * Supportbot chat widget. Plain JavaScript, no dependencies; scripts/build_widget.sh makes the
+ * minified copy that sites embed (supportbot.min.js), this file stays the readable source.
  *
  * Embed with one tag:
  *   <script src="https://support.example.com/widget/supportbot.js"
@@ -10,6 +11,11 @@
  *   data-title   panel title (default "Support")
  *   data-color   accent colour, any CSS colour (default #2563eb)
  *   data-open    "true" opens the panel on page load
+ *   data-locale  language of the widget and the bot's texts: en, de, fr, es (default: the
+ *                page's <html lang>, else the browser's language)
+ *
+ * The page's API is window.Supportbot (open, close, ask, identify, logout, setLocale, on);
+ * see docs/widget.md.
  *
  * Everything renders inside one <supportbot-widget> element with a Shadow DOM, so the host
  * page's CSS cannot reach in and ours cannot leak out. Untrusted text reaches the DOM only
@@ -34,6 +40,83 @@
   var TYPING_SHOW_MS = 8000;
   var MAX_STORED_MESSAGES = 200;
   var MAX_TEXT_CHARS = 2000;
+  var COUNT_FROM = 0.8; // show the character count from 80% of the limit
+
+  // ---------------------------------------------------------------------------------------
+  // Message catalogues. Every text the widget shows comes from a catalogue, so a page in German
+  // gets a German widget. English lives here (the fallback, key by key); German, French and
+  // Spanish are small separate scripts (widget/locale.<tag>.js) fetched only by pages that need
+  // them, so English pages do not download three languages they never show (the size budget).
+  // Chosen from data-locale, then the page's <html lang>, then the browser's language.
+  // ---------------------------------------------------------------------------------------
+
+  var CATALOGUES = {
+    en: {
+      open: "Open chat: {title}", closeT: "Close chat: {title}", close: "Close chat",
+      connecting: "Connecting…", reconnecting: "Reconnecting…", log: "Conversation",
+      hi: "Hi there!",
+      intro: "Ask us anything — we answer from our help center, and a person can take over any time.",
+      human: "Talk to a person", soon: "A person will be with you soon",
+      talking: "You're talking to a person", placeholder: "Type your question…",
+      yourMsg: "Your message", send: "Send message", powered: "Powered by Supportbot",
+      notSent: "Not sent.", retry: "Retry", notSentSay: "Your message was not sent.",
+      sending: "Sending…", offlineHuman: "You're offline — we'll connect you to a person once you're back online.",
+      agent: "Support agent", you: "You", notice: "Notice", said: "{who} said",
+      pick: "Suggested articles: pick the one closest to your question",
+      pickOffline: "You're offline. Pick again once you're back online.",
+      noneSay: "None of these. Connecting you with a person.", picked: "You picked {title}.",
+      none: "None of these", sources: "Sources:", article: "Article",
+      thanks: "Thanks for your feedback!", sorry: "Thanks — sorry about that. You can ask again, or talk to a person.",
+      helpful: "Was this helpful?", yes: "Yes", no: "No", yesL: "Yes, this was helpful",
+      noL: "No, this was not helpful", rate: "How would you rate this conversation?",
+      rateL: "Rate from 1 (poor) to 5 (great)", poor: "Poor", great: "Great",
+      outOf: "{n} out of {max}", ces: "How easy was it to get help?",
+      cesL: "From 1 (very hard) to 7 (very easy)", hard: "Very hard", easy: "Very easy",
+      thankYou: "Thank you!", thankFb: "Thank you for your feedback!", thankRate: "Thank you for your rating!",
+      waitSay: "Waiting for a person to join.", joinedSay: "A person joined the conversation.",
+      resolvedSay: "The conversation is resolved.", asap: "as soon as possible", today: "today",
+      tomorrow: "tomorrow", onDay: "on {day}", dayAt: "{day} at {time}",
+      chatting: "You're chatting with {name}", team: "our team", people: "People available",
+      botOnly: "Bot only — a person replies {when}", onlineHuman: "Online — a person will reply here",
+      onlineBot: "Online — we usually reply in seconds", lost: "Connection lost. Reconnecting…",
+      retryNow: "Retry now", waitBanner: "Waiting for a person to join — we'll reply right here.",
+      joined: "{name} joined the conversation.", aPerson: "A person",
+      resolved: "This conversation is resolved.", newConv: "New conversation",
+      typing: "{name} is typing…", anAgent: "An agent", tooLong: "Too long to send.",
+      fast: "You're going a bit fast — please wait a moment and try again.",
+      wrong: "Sorry, something went wrong. Please try again.",
+      hiName: "Hi {name}!", earlier: "Earlier conversations", mailAsk: "Get the reply by e-mail too:",
+      mailOk: "Save", mailTo: "We'll also e-mail the reply to {email}.",
+      count: "{n} of {max} characters", over: "{n} characters over the limit of {max}: shorten your message to send it.",
+    },
+  };
+
+  var LOCALES = ["en", "de", "fr", "es"];
+
+  function catalogue(locale) {
+    return locale === "en" ? CATALOGUES.en : (window.SupportbotLocales || {})[locale];
+  }
+
+  /** The first supported catalogue among BCP 47 tags, by their language (de-AT -> de). */
+  function pickLocale(tags) {
+    for (var i = 0; i < tags.length; i++) {
+      var tag = String(tags[i] || "").toLowerCase().replace(/_/g, "-");
+      if (!tag) continue;
+      var lang = tag.split("-")[0];
+      if (LOCALES.indexOf(lang) >= 0) return lang;
+    }
+    return "en";
+  }
+
+  /** A catalogue text with {name} placeholders filled; English when the key is missing. */
+  function translate(locale, key, params) {
+    var text = (catalogue(locale) || {})[key];
+    if (text == null) text = CATALOGUES.en[key];
+    if (text == null) return key;
+    return String(text).replace(/\{(\w+)\}/g, function (m, name) {
+      return params && params[name] != null ? String(params[name]) : m;
+    });
+  }
 
   // ---------------------------------------------------------------------------------------
   // Safe Markdown: escape everything first, then add back only <p>, <br>, <strong>, <ul>,
@@ -41,13 +124,10 @@
   // built from the escaped text: a table cell is escaped text like any other.
   // ---------------------------------------------------------------------------------------
 
+  var ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
   function escapeHtml(text) {
-    return String(text)
-      .replace(/&/g, "&amp;")
-      .replace(/</g, "&lt;")
-      .replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;")
-      .replace(/'/g, "&#39;");
+    return String(text).replace(/[&<>"']/g, function (c) { return ENTITIES[c]; });
   }
 
   function isHttpUrl(url) {
@@ -234,7 +314,7 @@
       return window.crypto.randomUUID();
     }
     var bytes = new Uint8Array(16);
-    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    window.crypto.getRandomValues(bytes); // randomUUID needs a secure context; this does not
     return Array.prototype.map
       .call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); })
       .join("");
@@ -397,20 +477,6 @@
     ".typing .dots i:nth-child(2){animation-delay:.15s;}.typing .dots i:nth-child(3){animation-delay:.3s;}",
     "@keyframes sb-bounce{0%,60%,100%{transform:translateY(0);opacity:.6;}30%{transform:translateY(-4px);opacity:1;}}",
 
-    /* CSAT */
-    ".csat{align-self:stretch;border:1px solid var(--sb-border);border-radius:14px;padding:12px;text-align:center;",
-    "background:#fafafa;}",
-    ".csat p{margin:0 0 8px;font-weight:600;font-size:14px;}",
-    ".csat .scores{display:flex;justify-content:center;gap:6px;}",
-    ".csat .scores button{width:40px;height:40px;border-radius:10px;border:1px solid var(--sb-border);",
-    "background:#fff;font-weight:650;}",
-    ".csat .scores button:hover{background:var(--sb-accent);color:var(--sb-on-accent);border-color:var(--sb-accent);}",
-    ".csat .scale{display:flex;justify-content:space-between;font-size:11.5px;color:var(--sb-muted);",
-    "margin:6px auto 0;max-width:232px;}",
-    /* CES: seven answers in the width of five */
-    ".csat .scores.ces{gap:5px;}.csat .scores.ces button{width:34px;height:38px;}",
-    ".csat .scale.ces{max-width:268px;}",
-
     /* footer / composer */
     ".actions{flex:none;display:flex;justify-content:center;padding:6px 12px 0;}",
     ".handoff{display:inline-flex;align-items:center;gap:6px;font-size:13px;color:var(--sb-muted);",
@@ -426,7 +492,10 @@
     ".send{width:40px;height:40px;border-radius:12px;background:var(--sb-accent);color:var(--sb-on-accent);",
     "display:flex;align-items:center;justify-content:center;flex:none;}",
     ".send svg{width:19px;height:19px;}",
-    ".powered{flex:none;text-align:center;font-size:11px;color:#9ca3af;padding:0 0 8px;}",
+    ".count{flex:none;padding:0 14px 4px;font-size:12px;color:var(--sb-muted);text-align:right;}",
+    ".count.over{color:var(--sb-danger);font-weight:600;text-align:left;}",
+    ".composer textarea[aria-invalid]{border-color:var(--sb-danger);}",
+    ".powered{flex:none;text-align:center;font-size:11px;color:var(--sb-muted);padding:0 0 8px;}",
 
     /* phones: the panel takes the whole screen */
     "@media (max-width:480px){",
@@ -450,7 +519,35 @@
   proto.connectedCallback = function () {
     if (this._started) return;
     this._started = true;
-    this._init();
+    var self = this;
+    this.server = (this.getAttribute("server") || window.location.origin).replace(/\/+$/, "");
+    this.locale = pickLocale([this.getAttribute("locale"), document.documentElement.lang,
+      navigator.language].concat(navigator.languages || []));
+    // A German page should not flash English first: build once its catalogue is here.
+    this._script("locale." + this.locale, catalogue(this.locale), function () { self._init(); });
+  };
+
+  proto.t = function (key, params) {
+    return translate(this.locale, key, params);
+  };
+
+  /** Load widget/<name>.js (a script from our own server, so a page's CSP that allows the
+   * widget allows it too: a language's texts, or extras.js), then ``done``; at once when
+   * ``have`` says it is here already, and after 4 s without it. */
+  proto._script = function (name, have, done) {
+    if (have) { done(); return; }
+    var finished = false;
+    var node = document.createElement("script");
+    function finish() {
+      if (finished) return;
+      finished = true;
+      node.remove();
+      done();
+    }
+    node.src = this.server + "/widget/" + name + ".js";
+    node.onload = node.onerror = finish;
+    window.setTimeout(finish, 4000);
+    this.appendChild(node); // light DOM of our element: nothing is added to the page's <head>
   };
 
   proto.disconnectedCallback = function () {
@@ -463,8 +560,6 @@
   };
 
   proto._init = function () {
-    var server = this.getAttribute("server") || window.location.origin;
-    this.server = server.replace(/\/+$/, "");
     this.titleText = (this.getAttribute("title-text") || "Support").slice(0, 80);
     this.storage = safeStorage();
     this.storageKey = "supportbot:" + STORAGE_VERSION + ":" + this.server;
@@ -479,6 +574,7 @@
     this.nodesByClientId = {};
     this.unread = 0;
     this.data = this._load();
+    this._checkUser();
     this.state = this.data.state || "bot";
 
     var root = this.attachShadow({ mode: "open" });
@@ -501,6 +597,14 @@
       else if (phone.addListener) phone.addListener(onResize);
     }
 
+    // Phones: the on-screen keyboard shrinks the visual viewport, not the layout viewport, so
+    // a full-screen panel would keep its input under the keyboard; follow the visual one.
+    if (window.visualViewport) {
+      var fit = function () { self._fitViewport(); };
+      window.visualViewport.addEventListener("resize", fit);
+      window.visualViewport.addEventListener("scroll", fit);
+    }
+
     var wasOpen = false;
     try { wasOpen = window.sessionStorage.getItem(this.storageKey + ":open") === "1"; } catch (_e) { /* */ }
     if (this.getAttribute("open") === "true" || wasOpen) {
@@ -509,6 +613,44 @@
       // A conversation is under way: connect now so replies (an agent's, say) show as unread.
       this._connect();
     }
+    this._ready = true;
+    widgetReady(this);
+  };
+
+  proto._fitViewport = function () {
+    var vv = window.visualViewport;
+    var style = this.panel.style;
+    if (!vv || this.panel.hidden || !this._isFullScreen()) {
+      style.height = style.top = "";
+      return;
+    }
+    style.top = vv.offsetTop + "px";
+    style.height = vv.height + "px";
+    this._scrollToEnd(true);
+  };
+
+  /** Switch the widget's language: load the catalogue, then draw the panel again in it. */
+  proto.setLocale = function (tag) {
+    var self = this;
+    var locale = pickLocale([tag]);
+    this._script("locale." + locale, catalogue(locale), function () {
+      self.locale = locale;
+      if (!self.panel) return;
+      var wasOpen = !self.panel.hidden;
+      var focused = self.root.activeElement === self.input;
+      var draft = self.input.value;
+      self._abandonStreams(); // the stored answer still arrives
+      self.panel.remove();
+      self.launcher.remove();
+      self.nodesBySeq = {};
+      self.nodesByClientId = {};
+      self.csatNode = null;
+      self._build(self.root);
+      self._restoreTranscript();
+      self.input.value = draft;
+      self._onInput();
+      if (wasOpen) self.open(focused);
+    });
   };
 
   proto._applyStyles = function (root) {
@@ -543,7 +685,7 @@
     this.launcher = el("button", {
       className: "launcher",
       type: "button",
-      "aria-label": "Open chat: " + this.titleText,
+      "aria-label": this.t("open", { title: this.titleText }),
       "aria-expanded": "false",
       "aria-controls": panelId,
       part: "launcher",
@@ -553,10 +695,10 @@
     this.launcher.addEventListener("click", function () { self.toggle(); });
 
     this.statusDot = el("span", { className: "dot", "aria-hidden": "true" });
-    this.statusText = el("span", { text: "Connecting…" });
+    this.statusText = el("span", { text: this.t("connecting") });
     this.subtitle = el("p", { className: "subtitle" }, [this.statusDot, this.statusText]);
     this.closeBtn = el("button", {
-      className: "icon-btn", type: "button", "aria-label": "Close chat",
+      className: "icon-btn", type: "button", "aria-label": this.t("close"),
     }, [svgIcon(ICONS.close, 20)]);
     this.closeBtn.addEventListener("click", function () { self.close(); });
 
@@ -578,11 +720,11 @@
     });
 
     this.log = el("div", {
-      className: "log", role: "region", "aria-label": "Conversation", tabindex: "0",
+      className: "log", role: "region", "aria-label": this.t("log"), tabindex: "0",
     });
     this.emptyState = el("div", { className: "empty" }, [
-      el("strong", { text: "Hi there!" }),
-      el("span", { text: "Ask us anything — we answer from our help center, and a person can take over any time." }),
+      el("strong", { text: this._hi() }),
+      el("span", { text: this.t("intro") }),
     ]);
     this.log.appendChild(this.emptyState);
     this.typingNode = el("div", { className: "typing", hidden: true }, [
@@ -595,19 +737,22 @@
     this.live = el("div", { className: "sr-only", "aria-live": "polite", "aria-atomic": "true" });
 
     this.handoffBtn = el("button", { className: "handoff", type: "button" }, [
-      svgIcon(ICONS.person, 15), el("span", { text: "Talk to a person" }),
+      svgIcon(ICONS.person, 15), el("span", { text: this.t("human") }),
     ]);
     this.handoffBtn.addEventListener("click", function () { self.requestHandoff(); });
 
     this.input = el("textarea", {
-      id: "supportbot-input", rows: "1", placeholder: "Type your question…",
-      maxlength: String(MAX_TEXT_CHARS), autocomplete: "off", enterkeyhint: "send",
+      id: "supportbot-input", rows: "1", placeholder: this.t("placeholder"),
+      autocomplete: "off", enterkeyhint: "send", "aria-describedby": "supportbot-count",
     });
+    // No maxlength: the browser would silently cut a long paste. The count says what is too
+    // much, and a message over the limit is refused until it is shortened.
+    this.counter = el("div", { className: "count", id: "supportbot-count", hidden: true });
     this.sendBtn = el("button", {
-      className: "send", type: "submit", "aria-label": "Send message",
+      className: "send", type: "submit", "aria-label": this.t("send"),
     }, [svgIcon(ICONS.send, 19)]);
     var form = el("form", { className: "composer" }, [
-      el("label", { className: "sr-only", for: "supportbot-input", text: "Your message" }),
+      el("label", { className: "sr-only", for: "supportbot-input", text: this.t("yourMsg") }),
       this.input,
       this.sendBtn,
     ]);
@@ -622,9 +767,12 @@
       }
     });
     this.input.addEventListener("input", function () {
-      self._autosize();
+      self._onInput();
       self._sendTyping();
     });
+
+    // extras.js (lazily loaded) draws here: the e-mail follow-up, earlier conversations.
+    this.spot = el("div");
 
     this.panel = el("div", {
       className: "panel", id: panelId, role: "dialog", "aria-labelledby": "supportbot-title",
@@ -632,11 +780,13 @@
     }, [
       header,
       this.banner,
+      this.spot,
       this.log,
       this.live,
       el("div", { className: "actions" }, [this.handoffBtn]),
       form,
-      el("div", { className: "powered", text: "Powered by Supportbot" }),
+      this.counter,
+      el("div", { className: "powered", text: this.t("powered") }),
     ]);
     this.panel.addEventListener("keydown", function (event) {
       if (event.key === "Escape") {
@@ -659,17 +809,20 @@
   };
 
   proto.open = function (moveFocus) {
+    var opening = this.panel.hidden;
     this.panel.hidden = false;
     this.launcher.setAttribute("aria-expanded", "true");
-    this.launcher.setAttribute("aria-label", "Close chat: " + this.titleText);
+    this.launcher.setAttribute("aria-label", this.t("closeT", { title: this.titleText }));
     // On a phone the panel covers the page; hide the launcher under it.
     this.launcher.hidden = this._isFullScreen();
     this.unread = 0;
     this._renderBadge();
     try { window.sessionStorage.setItem(this.storageKey + ":open", "1"); } catch (_e) { /* */ }
     if (!this._ws) this._connect();
+    this._fitViewport();
     this._scrollToEnd(true);
     if (moveFocus !== false) this.input.focus();
+    if (opening) emit("open", {});
   };
 
   proto.close = function () {
@@ -677,9 +830,10 @@
     this.panel.hidden = true;
     this.launcher.hidden = false;
     this.launcher.setAttribute("aria-expanded", "false");
-    this.launcher.setAttribute("aria-label", "Open chat: " + this.titleText);
+    this.launcher.setAttribute("aria-label", this.t("open", { title: this.titleText }));
     try { window.sessionStorage.removeItem(this.storageKey + ":open"); } catch (_e) { /* */ }
     this.launcher.focus();
+    emit("close", {});
   };
 
   proto.toggle = function () {
@@ -703,6 +857,22 @@
       event.preventDefault();
       first.focus();
     }
+  };
+
+  /** The character count near and over the limit; over it, the message cannot be sent. */
+  proto._onInput = function () {
+    this._autosize();
+    var n = this.input.value.replace(/^\s+|\s+$/g, "").length;
+    var over = n > MAX_TEXT_CHARS;
+    this.counter.hidden = n < MAX_TEXT_CHARS * COUNT_FROM;
+    this.counter.classList.toggle("over", over);
+    this.counter.textContent = over
+      ? this.t("over", { n: n - MAX_TEXT_CHARS, max: MAX_TEXT_CHARS })
+      : this.t("count", { n: n, max: MAX_TEXT_CHARS });
+    if (over) this.input.setAttribute("aria-invalid", "true");
+    else this.input.removeAttribute("aria-invalid");
+    this.sendBtn.disabled = over;
+    return !over;
   };
 
   proto._autosize = function () {
@@ -731,7 +901,7 @@
     this.badge.textContent = this.unread > 9 ? "9+" : String(this.unread);
   };
 
-  proto._announce = function (text) {
+  proto.say = function (text) {
     var live = this.live;
     live.textContent = "";
     window.setTimeout(function () { live.textContent = text; }, 50);
@@ -739,9 +909,14 @@
 
   // ----- persistence -----------------------------------------------------------------------
 
+  /** A conversation record with nothing in it yet. */
+  function emptyData(outbox) {
+    return { conversation_id: null, resume_token: null, last_seq: 0, messages: [],
+      outbox: outbox || [], feedback: {}, choices: {}, csat_done: false, state: "bot" };
+  }
+
   proto._load = function () {
-    var empty = { conversation_id: null, resume_token: null, last_seq: 0, messages: [],
-      outbox: [], feedback: {}, choices: {}, csat_done: false, state: "bot" };
+    var empty = emptyData();
     if (!this.storage) return empty;
     try {
       var parsed = JSON.parse(this.storage.getItem(this.storageKey) || "null");
@@ -755,7 +930,7 @@
     }
   };
 
-  proto._save = function () {
+  proto.save = function () {
     if (!this.storage) return;
     var data = this.data;
     if (data.messages.length > MAX_STORED_MESSAGES) {
@@ -767,9 +942,7 @@
   };
 
   proto._resetConversation = function () {
-    var outbox = this.data.outbox;
-    this.data = { conversation_id: null, resume_token: null, last_seq: 0, messages: [],
-      outbox: outbox, feedback: {}, choices: {}, csat_done: false, state: "bot" };
+    this.data = emptyData(this.data.outbox);
     this.nodesBySeq = {};
     this.streams = {};
     this.csatNode = null;
@@ -843,12 +1016,13 @@
       page: (window.location.origin + window.location.pathname).slice(0, 500),
       title: document.title.slice(0, 200),
       language: navigator.language || "",
-    } };
+    }, locale: this.locale };
     if (this.data.conversation_id && this.data.resume_token) {
       hello.conversation_id = this.data.conversation_id;
       hello.resume_token = this.data.resume_token;
       hello.last_seq = this.data.last_seq || 0;
     }
+    if (currentUser) hello.user = currentUser; // the site vouches for this customer
     ws.send(JSON.stringify(hello));
   };
 
@@ -866,7 +1040,7 @@
     this._reconnectTimer = window.setTimeout(function () { self._connect(); }, delay);
   };
 
-  proto._send = function (frame) {
+  proto.send = function (frame) {
     if (this._ws && this.connected && this._ws.readyState === WebSocket.OPEN) {
       this._ws.send(JSON.stringify(frame));
       return true;
@@ -882,16 +1056,17 @@
   // ----- incoming frames -------------------------------------------------------------------
 
   proto._onFrame = function (frame) {
-    switch (frame.type) {
-      case "welcome": return this._onWelcome(frame);
-      case "ack": return this._onAck(frame);
-      case "delta": return this._onDelta(frame);
-      case "message": return this._onMessage(frame);
-      case "state": return this._onState(frame);
-      case "typing": return this._onTyping(frame);
-      case "error": return this._onError(frame);
-      default: return undefined; // newer server, older widget: ignore what we don't know
-    }
+    var on = { welcome: this._onWelcome, ack: this._onAck, delta: this._onDelta,
+      message: this._onMessage, state: this._onState, typing: this._onTyping,
+      error: this._onError }[frame.type]; // newer server, older widget: ignore what we don't know
+    if (on) on.call(this, frame);
+    if (this.ext) this.ext(frame); // extras.js hears every frame (its own: conversations)
+  };
+
+  /** "Hi there!", or the verified customer's name. */
+  proto._hi = function () {
+    var c = this.customer;
+    return c && c.name ? this.t("hiName", c) : this.t("hi");
   };
 
   proto._onWelcome = function (frame) {
@@ -901,20 +1076,33 @@
       this._resetConversation();
     }
     this.data.conversation_id = frame.conversation_id;
+    this.data.user_id = currentUserId(); // whose conversation this is, for _checkUser
     if (frame.resume_token) this.data.resume_token = frame.resume_token;
     this.connected = true;
     this.everConnected = true;
     this.attempt = 0;
     this._setAvailability(frame);
+    // Known customers (the site's hash proved the id) are greeted by name; they and anyone the
+    // server can e-mail replies to get extras.js: earlier conversations, the e-mail option.
+    var c = frame.customer;
+    var self = this;
+    this.customer = c && c.verified ? { name: c.name, email: currentUser && currentUser.email } : null;
+    this.mail = frame.email_replies === true;
+    this.emptyState.firstChild.textContent = this._hi();
+    if (this.customer || this.mail) {
+      this._extras(function (x) {
+        self.ext = self.ext || x.customer(self, el);
+        self._renderState();
+      });
+    }
     if (frame.state) this._setState(frame.state, null, true);
-    this._save();
+    this.save();
     this._setStatus("online");
     // Resend what was never acknowledged, with the same client_msg_id: the server acks a resend
     // with the seq it already gave and does not store or answer it twice.
-    var self = this;
     this.data.outbox.forEach(function (item) {
       self._markPending(item.client_msg_id);
-      self._send({ type: "message", client_msg_id: item.client_msg_id, text: item.text });
+      self.send({ type: "message", client_msg_id: item.client_msg_id, text: item.text });
       self._armAckTimer(item.client_msg_id);
     });
   };
@@ -940,12 +1128,13 @@
         this.nodesBySeq[frame.seq] = node;
         if (item) {
           this._remember({ seq: frame.seq, role: "customer", text: item.text });
+          if (!frame.duplicate) emit("message", { seq: frame.seq, role: "customer", text: item.text });
         }
       }
       if (frame.seq === (this.data.last_seq || 0) + 1) this.data.last_seq = frame.seq;
     }
     delete this.nodesByClientId[id];
-    this._save();
+    this.save();
   };
 
   proto._onDelta = function (frame) {
@@ -957,7 +1146,7 @@
       var node = this._messageNode({ role: "bot", text: "" });
       node.classList.add("streaming");
       node.setAttribute("aria-busy", "true");
-      this._append(node);
+      this.add(node);
       stream = this.streams[key] = { node: node, text: "", frame: 0 };
     }
     var first = !stream.text;
@@ -1010,7 +1199,7 @@
       msg.suggestions = frame.suggestions.slice(0, 3);
     }
     if (frame.seq > (this.data.last_seq || 0)) this.data.last_seq = frame.seq;
-    if (this.nodesBySeq[msg.seq]) { this._save(); return; } // replayed after a resume: seen it
+    if (this.nodesBySeq[msg.seq]) { this.save(); return; } // replayed after a resume: seen it
 
     if (msg.role === "customer" && frame.client_msg_id && this.nodesByClientId[frame.client_msg_id]) {
       this._onAck({ client_msg_id: frame.client_msg_id, seq: frame.seq });
@@ -1020,10 +1209,12 @@
     var streamed = msg.role === "bot" ? this._takeStream(frame) : null;
     this._remember(msg);
     var node = this._renderMessage(msg, false, streamed);
-    this._save();
+    this.save();
+    emit("message", { seq: msg.seq, role: msg.role, text: msg.text, author: msg.author || null,
+      sources: msg.sources, suggestions: msg.suggestions || [] });
     if (msg.role !== "customer") {
-      var who = msg.role === "agent" ? (msg.author || "Agent") : msg.role === "bot" ? this.titleText : "";
-      this._announce((who ? who + ": " : "") + msg.text.slice(0, 500));
+      var who = msg.role === "agent" ? (msg.author || this.t("agent")) : msg.role === "bot" ? this.titleText : "";
+      this.say((who ? who + ": " : "") + msg.text.slice(0, 500));
       if (this.panel.hidden) {
         this.unread += 1;
         this._renderBadge();
@@ -1045,10 +1236,10 @@
   proto._onState = function (frame) {
     this._setAvailability(frame);
     this._setState(frame.state, frame.reason, false);
-    this._save();
+    this.save();
   };
 
-  proto._setState = function (state, _reason, quiet) {
+  proto._setState = function (state, reason, quiet) {
     if (["bot", "awaiting_human", "human", "resolved"].indexOf(state) < 0) return;
     var previous = this.state;
     this.state = state;
@@ -1056,9 +1247,10 @@
     if (state === "resolved" && previous !== "resolved" && !this.data.csat_done) this._showCsat();
     if (state !== "resolved" && this.csatNode) { this.csatNode.remove(); this.csatNode = null; }
     if (!quiet && previous !== state) {
-      var spoken = { awaiting_human: "Waiting for a person to join.",
-        human: "A person joined the conversation.", resolved: "The conversation is resolved." }[state];
-      if (spoken) this._announce(spoken);
+      var spoken = { awaiting_human: "waitSay", human: "joinedSay", resolved: "resolvedSay" }[state];
+      if (spoken) this.say(this.t(spoken));
+      if (state === "awaiting_human") emit("handoff", { reason: reason || null });
+      if (state === "resolved") emit("resolved", { reason: reason || null });
     }
     this._renderState();
   };
@@ -1089,13 +1281,13 @@
 
   proto._describeOpening = function () {
     var when = this.nextOpening ? new Date(this.nextOpening) : null;
-    if (!when || isNaN(when.getTime())) return "as soon as possible";
+    if (!when || isNaN(when.getTime())) return this.t("asap");
     var day = function (d) { return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime(); };
     var days = Math.round((day(when) - day(new Date())) / 86400000);
-    var time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    var date = days <= 0 ? "today" : days === 1 ? "tomorrow"
-      : "on " + when.toLocaleDateString([], { weekday: "long" });
-    return date + " at " + time;
+    var time = when.toLocaleTimeString(this.locale, { hour: "2-digit", minute: "2-digit" });
+    var date = days <= 0 ? this.t("today") : days === 1 ? this.t("tomorrow")
+      : this.t("onDay", { day: when.toLocaleDateString(this.locale, { weekday: "long" }) });
+    return this.t("dayAt", { day: date, time: time });
   };
 
   proto._renderState = function () {
@@ -1107,29 +1299,28 @@
     this.statusDot.classList.toggle("away", online && people === false);
     this.subtitle.setAttribute("data-connection", online ? "online" : "connecting");
     this.statusText.textContent = !online
-      ? (this.connStatus === "reconnecting" ? "Reconnecting…" : "Connecting…")
-      : state === "human" ? "You're chatting with " + (this.agentName || "our team")
-      : people === true ? "People available"
-      : people === false ? "Bot only — a person replies " + this._describeOpening()
-      : state === "awaiting_human" ? "Online — a person will reply here"
-      : "Online — we usually reply in seconds";
+      ? this.t(this.connStatus === "reconnecting" ? "reconnecting" : "connecting")
+      : state === "human" ? this.t("chatting", { name: this.agentName || this.t("team") })
+      : people === true ? this.t("people")
+      : people === false ? this.t("botOnly", { when: this._describeOpening() })
+      : this.t(state === "awaiting_human" ? "onlineHuman" : "onlineBot");
     var text = "";
     var kind = "";
     var action = null;
     var self = this;
     if (this.connStatus === "reconnecting") {
       kind = "offline";
-      text = "Connection lost. Reconnecting…";
-      action = { label: "Retry now", run: function () { self.attempt = 0; self._reconnectSoon(0); } };
+      text = this.t("lost");
+      action = { label: this.t("retryNow"), run: function () { self.attempt = 0; self._reconnectSoon(0); } };
     } else if (state === "awaiting_human") {
-      text = "Waiting for a person to join — we'll reply right here.";
+      text = this.t("waitBanner");
     } else if (state === "human") {
       kind = "human";
-      text = (this.agentName ? this.agentName : "A person") + " joined the conversation.";
+      text = this.t("joined", { name: this.agentName || this.t("aPerson") });
     } else if (state === "resolved") {
       kind = "resolved";
-      text = "This conversation is resolved.";
-      action = { label: "New conversation", run: function () { self.newConversation(); } };
+      text = this.t("resolved");
+      action = { label: this.t("newConv"), run: function () { self.newConversation(); } };
     }
     this.banner.hidden = !text;
     this.banner.className = "banner" + (kind ? " " + kind : "");
@@ -1139,16 +1330,15 @@
     this._bannerHandler = action ? action.run : null;
     var handedOff = state === "awaiting_human" || state === "human";
     this.handoffBtn.disabled = handedOff || state === "resolved";
-    this.handoffBtn.lastChild.textContent =
-      state === "awaiting_human" ? "A person will be with you soon"
-      : state === "human" ? "You're talking to a person" : "Talk to a person";
+    this.handoffBtn.lastChild.textContent = this.t(
+      state === "awaiting_human" ? "soon" : state === "human" ? "talking" : "human");
+    if (this.ext) this.ext(null, people);
   };
 
   proto._onTyping = function (frame) {
     if (frame.role === "customer") return;
-    var label = frame.role === "agent"
-      ? (this.agentName || "An agent") + " is typing…"
-      : this.titleText + " is typing…";
+    var label = this.t("typing", {
+      name: frame.role === "agent" ? this.agentName || this.t("anAgent") : this.titleText });
     this.typingNode.lastChild.textContent = label;
     var follow = this._atEnd();
     this.typingNode.hidden = false;
@@ -1172,7 +1362,7 @@
       // Expired or unknown conversation: start a new one on the same socket, keeping (and then
       // resending) what the customer typed but never saw confirmed.
       this._resetConversation();
-      this._save();
+      this.save();
       this._sendHello(this._ws);
       return;
     }
@@ -1184,13 +1374,11 @@
         node._ackTimer = window.setTimeout(function () { self.retry(id); }, wait);
         return;
       }
-      this._markFailed(id, code === "message_too_long" ? "Too long to send." : "Not sent.");
+      this._markFailed(id, this.t(code === "message_too_long" ? "tooLong" : "notSent"));
       return;
     }
     if (code === "unknown_message" || code === "already_open") return;
-    var text = code === "rate_limited"
-      ? "You're going a bit fast — please wait a moment and try again."
-      : "Sorry, something went wrong. Please try again.";
+    var text = this.t(code === "rate_limited" ? "fast" : "wrong");
     this._renderMessage({ seq: null, role: "system", text: text }, false);
   };
 
@@ -1198,20 +1386,33 @@
 
   proto._submit = function () {
     var text = this.input.value.replace(/\s+$/, "").replace(/^\s+/, "");
-    if (!text) return;
+    if (!text) return false;
+    if (!this._onInput()) { // over the limit: refused as it stands, never cut
+      this.say(this.counter.textContent);
+      this.input.focus();
+      return false;
+    }
     this.input.value = "";
-    this._autosize();
-    this.sendMessage(text.slice(0, MAX_TEXT_CHARS));
+    this._onInput();
+    this.sendMessage(text);
     this.input.focus();
+    return true;
+  };
+
+  /** Send ``text`` as if the customer typed it (Supportbot.ask); refused over the limit. */
+  proto.ask = function (text) {
+    this.open(false);
+    this.input.value = String(text == null ? "" : text);
+    return this._submit();
   };
 
   proto.sendMessage = function (text) {
     var item = { client_msg_id: newId(), text: text };
     this.data.outbox.push(item);
-    this._save();
+    this.save();
     this._renderPending(item);
     if (!this._ws) this._connect();
-    if (this._send({ type: "message", client_msg_id: item.client_msg_id, text: text })) {
+    if (this.send({ type: "message", client_msg_id: item.client_msg_id, text: text })) {
       this._armAckTimer(item.client_msg_id);
     } else {
       this._armAckTimer(item.client_msg_id); // still not confirmed after a while: say so
@@ -1224,7 +1425,7 @@
     var self = this;
     clearTimeout(node._ackTimer);
     node._ackTimer = window.setTimeout(function () {
-      self._markFailed(clientMsgId, "Not sent.");
+      self._markFailed(clientMsgId, self.t("notSent"));
     }, ACK_TIMEOUT_MS);
   };
 
@@ -1234,7 +1435,7 @@
     node.classList.remove("failed");
     node.classList.add("pending");
     node._meta.hidden = false;
-    node._meta.textContent = "Sending…";
+    node._meta.textContent = this.t("sending");
   };
 
   proto._markFailed = function (clientMsgId, reason) {
@@ -1247,20 +1448,20 @@
     var meta = node._meta;
     meta.hidden = false;
     meta.textContent = "";
-    meta.appendChild(el("span", { text: reason || "Not sent." }));
+    meta.appendChild(el("span", { text: reason || this.t("notSent") }));
     var retry = el("button", { className: "retry", type: "button" }, [
-      svgIcon(ICONS.retry, 12), el("span", { text: "Retry" }),
+      svgIcon(ICONS.retry, 12), el("span", { text: this.t("retry") }),
     ]);
     retry.addEventListener("click", function () { self.retry(clientMsgId); });
     meta.appendChild(retry);
-    this._announce("Your message was not sent. " + (reason || ""));
+    this.say(this.t("notSentSay") + " " + (reason || ""));
   };
 
   proto.retry = function (clientMsgId) {
     var item = this.data.outbox.filter(function (o) { return o.client_msg_id === clientMsgId; })[0];
     if (!item) return;
     this._markPending(clientMsgId);
-    if (this._send({ type: "message", client_msg_id: item.client_msg_id, text: item.text })) {
+    if (this.send({ type: "message", client_msg_id: item.client_msg_id, text: item.text })) {
       this._armAckTimer(clientMsgId);
     } else {
       // Offline: reconnect right away; the outbox is resent on welcome.
@@ -1271,9 +1472,8 @@
   };
 
   proto.requestHandoff = function () {
-    if (!this._send({ type: "handoff_request" })) {
-      this._renderMessage({ seq: null, role: "system",
-        text: "You're offline — we'll connect you to a person once you're back online." }, false);
+    if (!this.send({ type: "handoff_request" })) {
+      this._renderMessage({ seq: null, role: "system", text: this.t("offlineHuman") }, false);
       return;
     }
     this.handoffBtn.disabled = true;
@@ -1282,13 +1482,18 @@
   proto._sendTyping = function () {
     var now = Date.now();
     if (now - this.lastTypingSent < TYPING_SEND_EVERY_MS) return;
-    if (this._send({ type: "typing" })) this.lastTypingSent = now;
+    if (this.send({ type: "typing" })) this.lastTypingSent = now;
   };
 
-  proto.newConversation = function () {
+  /** A new conversation, or (extras.js) the earlier one ``id`` with its token ``token``. */
+  proto.newConversation = function (id, token) {
     this.data.outbox = [];
     this._resetConversation();
-    this._save();
+    if (id) {
+      this.data.conversation_id = id;
+      this.data.resume_token = token;
+    }
+    this.save();
     this.state = "bot";
     this._renderState();
     if (this._ws) {
@@ -1304,7 +1509,7 @@
 
   // ----- rendering ---------------------------------------------------------------------------
 
-  proto._append = function (node) {
+  proto.add = function (node) {
     var follow = this._atEnd() || node.classList.contains("customer");
     this.emptyState.hidden = true;
     this.log.insertBefore(node, this.typingNode.hidden ? null : this.typingNode);
@@ -1314,14 +1519,14 @@
   proto._messageNode = function (msg) {
     var node = el("div", { className: "msg " + msg.role, role: "article" });
     if (msg.role === "agent") {
-      node.appendChild(el("div", { className: "author", text: msg.author || "Support agent" }));
+      node.appendChild(el("div", { className: "author", text: msg.author || this.t("agent") }));
     }
     var bubble = el("div", { className: "bubble" });
     node.appendChild(bubble);
     node._bubble = bubble;
-    var label = { customer: "You", bot: this.titleText, agent: msg.author || "Support agent",
-      system: "Notice" }[msg.role];
-    node.setAttribute("aria-label", label + " said");
+    var label = { customer: this.t("you"), bot: this.titleText,
+      agent: msg.author || this.t("agent"), system: this.t("notice") }[msg.role];
+    node.setAttribute("aria-label", this.t("said", { who: label }));
     return node;
   };
 
@@ -1354,7 +1559,7 @@
     if (msg.sources && msg.sources.length) node.appendChild(this._sourcesNode(msg.sources));
     if (offers) node.appendChild(this._suggestionsNode(msg.seq, msg.suggestions));
     else if (msg.role === "bot" && msg.seq != null) node.appendChild(this._feedbackNode(msg.seq));
-    if (!streamedNode) this._append(node);
+    if (!streamedNode) this.add(node);
     else this._scrollToEnd(follow);
     if (restoring) this._scrollToEnd(true);
     return node;
@@ -1365,7 +1570,7 @@
   proto._suggestionsNode = function (seq, suggestions) {
     var self = this;
     var wrap = el("div", { className: "suggestions", role: "group",
-      "aria-label": "Suggested articles: pick the one closest to your question" });
+      "aria-label": self.t("pick") });
     var buttons = [];
     function settle(chosen) {
       buttons.forEach(function (button) {
@@ -1375,16 +1580,15 @@
       if (chosen) chosen.classList.add("chosen");
     }
     function choose(articleId, button) {
-      if (!self._send({ type: "choose", seq: seq, article_id: articleId })) {
-        self._announce("You're offline. Pick again once you're back online.");
+      if (!self.send({ type: "choose", seq: seq, article_id: articleId })) {
+        self.say(self.t("pickOffline"));
         return;
       }
       self.data.choices[seq] = articleId;
-      self._save();
+      self.save();
       settle(button);
-      self._announce(articleId === null
-        ? "None of these. Connecting you with a person."
-        : "You picked " + button.textContent + ".");
+      self.say(articleId === null
+        ? self.t("noneSay") : self.t("picked", { title: button.textContent }));
       self.input.focus();
     }
     suggestions.forEach(function (suggestion) {
@@ -1396,7 +1600,7 @@
       buttons.push(button);
       wrap.appendChild(button);
     });
-    var none = el("button", { type: "button", className: "choice none", text: "None of these" });
+    var none = el("button", { type: "button", className: "choice none", text: this.t("none") });
     none._articleId = null;
     none.addEventListener("click", function () { choose(null, none); });
     buttons.push(none);
@@ -1409,11 +1613,12 @@
   };
 
   proto._sourcesNode = function (sources) {
-    var wrap = el("div", { className: "sources" }, [el("span", { text: "Sources:" })]);
+    var wrap = el("div", { className: "sources" }, [el("span", { text: this.t("sources") })]);
+    var self = this;
     var seen = {};
     sources.forEach(function (source) {
       if (!source || typeof source !== "object") return;
-      var title = String(source.title || source.article_id || "Article").slice(0, 120);
+      var title = String(source.title || source.article_id || self.t("article")).slice(0, 120);
       var key = source.url || title;
       if (seen[key]) return;
       seen[key] = true;
@@ -1433,25 +1638,24 @@
     var wrap = el("div", { className: "feedback" });
     var given = this.data.feedback[seq];
     if (given !== undefined) {
-      wrap.appendChild(el("span", { text: "Thanks for your feedback!" }));
+      wrap.appendChild(el("span", { text: this.t("thanks") }));
       return wrap;
     }
-    var yes = el("button", { type: "button", text: "Yes", "aria-label": "Yes, this was helpful" });
-    var no = el("button", { type: "button", text: "No", "aria-label": "No, this was not helpful" });
+    var yes = el("button", { type: "button", text: this.t("yes"), "aria-label": this.t("yesL") });
+    var no = el("button", { type: "button", text: this.t("no"), "aria-label": this.t("noL") });
     function answer(helpful) {
-      if (!self._send({ type: "feedback", seq: seq, helpful: helpful })) return;
+      if (!self.send({ type: "feedback", seq: seq, helpful: helpful })) return;
       self.data.feedback[seq] = helpful;
-      self._save();
+      self.save();
       wrap.textContent = "";
-      var thanks = helpful ? "Thanks for your feedback!"
-        : "Thanks — sorry about that. You can ask again, or talk to a person.";
+      var thanks = self.t(helpful ? "thanks" : "sorry");
       wrap.appendChild(el("span", { text: thanks }));
-      self._announce(thanks);
+      self.say(thanks);
       self.input.focus();
     }
     yes.addEventListener("click", function () { answer(true); });
     no.addEventListener("click", function () { answer(false); });
-    wrap.appendChild(el("span", { text: "Was this helpful?" }));
+    wrap.appendChild(el("span", { text: this.t("helpful") }));
     wrap.appendChild(yes);
     wrap.appendChild(no);
     return wrap;
@@ -1461,67 +1665,30 @@
     var node = this._messageNode({ role: "customer", text: item.text });
     node.classList.add("pending", "customer-local");
     this._fillBubble(node._bubble, { role: "customer", text: item.text });
-    var meta = el("div", { className: "meta", text: "Sending…" });
+    var meta = el("div", { className: "meta", text: this.t("sending") });
     node.appendChild(meta);
     node._meta = meta;
     this.nodesByClientId[item.client_msg_id] = node;
-    this._append(node);
+    this.add(node);
     return node;
   };
 
+  // The end-of-chat survey (rating, then customer effort) lives in extras.js, loaded only when
+  // a conversation is resolved: most conversations never show it, and the build has a budget.
   proto._showCsat = function () {
     if (this.csatNode || this.data.csat_done) return;
     var self = this;
-    var scores = el("div", { className: "scores", role: "group", "aria-label": "Rate from 1 (poor) to 5 (great)" });
-    var node = el("div", { className: "csat" }, [
-      el("p", { text: "How would you rate this conversation?" }),
-      scores,
-      el("div", { className: "scale", "aria-hidden": "true" }, [
-        el("span", { text: "Poor" }), el("span", { text: "Great" }),
-      ]),
-    ]);
-    [1, 2, 3, 4, 5].forEach(function (score) {
-      var btn = el("button", { type: "button", text: String(score),
-        "aria-label": score + " out of 5" });
-      btn.addEventListener("click", function () {
-        if (!self._send({ type: "csat", score: score })) return;
-        self.data.csat_done = true; // the score is stored: the survey is not asked again
-        self._save();
-        self._askEffort(node, score);
-      });
-      scores.appendChild(btn);
-    });
-    this.csatNode = node;
-    this._append(node);
+    this.csatNode = el("div", { className: "csat" });
+    this.add(this.csatNode);
+    this._extras(function (x) { if (self.csatNode) x.survey(self, self.csatNode, el); });
   };
 
-  // The survey's second question, customer effort (CES, 1-7). The score is sent again with the
-  // answer: every csat frame is stored and reports use the latest, so skipping this question
-  // loses nothing.
-  proto._askEffort = function (node, score) {
-    var self = this;
-    var question = "How easy was it to get help?";
-    var answers = el("div", { className: "scores ces", role: "group",
-      "aria-label": question + " From 1 (very hard) to 7 (very easy)" });
-    node.textContent = "";
-    node.appendChild(el("p", { text: "Thank you! " + question }));
-    node.appendChild(answers);
-    node.appendChild(el("div", { className: "scale ces", "aria-hidden": "true" }, [
-      el("span", { text: "Very hard" }), el("span", { text: "Very easy" }),
-    ]));
-    [1, 2, 3, 4, 5, 6, 7].forEach(function (ces) {
-      var btn = el("button", { type: "button", text: String(ces),
-        "aria-label": ces + " out of 7" });
-      btn.addEventListener("click", function () {
-        if (!self._send({ type: "csat", score: score, ces: ces })) return;
-        node.textContent = "";
-        node.appendChild(el("p", { text: "Thank you for your feedback!" }));
-        self._announce("Thank you for your feedback!");
-      });
-      answers.appendChild(btn);
+  /** Load widget/extras.js unless it is here already, then ``use`` it (not at all if it cannot
+   * be loaded: no survey, no extras, the chat goes on). */
+  proto._extras = function (use) {
+    this._script("extras", window.SupportbotExtras, function () {
+      if (window.SupportbotExtras) use(window.SupportbotExtras);
     });
-    this._announce("Thank you for your rating! " + question);
-    answers.firstChild.focus(); // keyboard users go on where the buttons they used were
   };
 
   // Expose the sanitizer for tests and for hosts that want to reuse it.
@@ -1536,13 +1703,167 @@
       return template.content;
     },
   };
+  // ----- known customers (docs/widget.md, "Known customers") --------------------------------
+  // The site's page names its signed-in customer with data-user-id, -name, -email and -hash
+  // (hex HMAC-SHA256 of the id with the site's secret, computed on its server); the widget only
+  // passes them on in hello.user, the server checks the hash. The stored conversation belongs
+  // to one user id: when the page names someone else (or nobody), it is dropped, so two people
+  // sharing a browser never see each other's conversation.
+
+  var currentUser = null;
+
+  function cleanUser(user) {
+    if (!user || user.id === undefined || user.id === null || String(user.id) === "") return null;
+    var clean = { id: String(user.id).slice(0, 255) };
+    if (user.name) clean.name = String(user.name).slice(0, 200);
+    if (user.email) clean.email = String(user.email).slice(0, 320);
+    if (user.hash) clean.hash = String(user.hash).slice(0, 128);
+    return clean;
+  }
+
+  function userFromScript(tag) {
+    if (!tag) return null;
+    return cleanUser({
+      id: tag.getAttribute("data-user-id"),
+      name: tag.getAttribute("data-user-name"),
+      email: tag.getAttribute("data-user-email"),
+      hash: tag.getAttribute("data-user-hash"),
+    });
+  }
+
+  function currentUserId() {
+    return currentUser ? currentUser.id : null;
+  }
+
+  /** On load: a stored conversation of another user id (or of nobody) is dropped. */
+  proto._checkUser = function () {
+    if ((this.data.user_id || null) === currentUserId()) return false;
+    var had = Boolean(this.data.conversation_id || this.data.messages.length);
+    if (this.storage) {
+      try { this.storage.removeItem(this.storageKey); } catch (_e) { /* */ }
+    }
+    this.data = this._load();
+    this.data.outbox = [];
+    this.data.user_id = currentUserId();
+    this.save();
+    return had;
+  };
+
+  /** While running: the page named another customer; start over as them. */
+  proto._userChanged = function () {
+    if ((this.data.user_id || null) === currentUserId()) return;
+    this.data.outbox = []; // the previous person's unsent messages are not the new person's
+    this._resetConversation();
+    this.data.user_id = currentUserId();
+    this.save();
+    this._renderState();
+    if (this._ws) {
+      var ws = this._ws;
+      this._ws = null;
+      this.connected = false;
+      try { ws.close(1000); } catch (_e) { /* */ }
+      this.attempt = 0;
+      this._connect();
+    }
+  };
+
+  function eachWidget(fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(TAG), function (widget) {
+      if (widget._started && widget.data) fn(widget);
+    });
+  }
+
+  /** Internal: the page's customer is now ``user`` ({id, name?, email?, hash}). */
+  function identifyUser(user) {
+    currentUser = cleanUser(user);
+    eachWidget(function (widget) { widget._userChanged(); });
+  }
+
+  /** Internal: the page's customer signed out; their conversation leaves this browser. */
+  function logoutUser() {
+    currentUser = null;
+    eachWidget(function (widget) { widget._userChanged(); });
+  }
+
+  SupportbotWidget.internal = { identifyUser: identifyUser, logoutUser: logoutUser };
+  var script = findOwnScript();
+  currentUser = userFromScript(script);
+
   customElements.define(TAG, SupportbotWidget);
+
+  // ---------------------------------------------------------------------------------------
+  // The page's JavaScript API: window.Supportbot. A page may call it before this script has
+  // loaded through the stub in docs/widget.md ({q: [[name, args], ...]}): the queued calls run
+  // here in order, and the stub object itself becomes the API, so references to it stay good.
+  // ---------------------------------------------------------------------------------------
+
+  var listeners = {};
+  var EVENTS = ["ready", "open", "close", "message", "handoff", "resolved"];
+
+  /** Tell the page's listeners; one that throws does not stop the others or the widget. */
+  function emit(name, detail) {
+    (listeners[name] || []).slice().forEach(function (fn) {
+      try { fn(detail); } catch (error) { console.error("Supportbot " + name + " listener:", error); }
+    });
+  }
+
+  function currentWidget() {
+    var widget = document.querySelector(TAG);
+    return widget && widget._ready ? widget : null;
+  }
+
+  var waiting = []; // calls that need the widget, until it is ready
+
+  function withWidget(fn) {
+    var widget = currentWidget();
+    if (widget) return fn(widget);
+    waiting.push(fn);
+    return undefined;
+  }
+
+  /** The widget is ready: the page hears "ready" first, then its earlier calls run. */
+  function widgetReady(widget) {
+    emit("ready", { locale: widget.locale });
+    waiting.splice(0).forEach(function (fn) { fn(widget); });
+  }
+
+  var api = {
+    open: function () { withWidget(function (w) { w.open(true); }); },
+    close: function () { withWidget(function (w) { w.close(); }); },
+    toggle: function () { withWidget(function (w) { w.toggle(); }); },
+    /** Send a question as the customer; false when refused (empty, or over the limit). */
+    ask: function (text) { return withWidget(function (w) { return w.ask(text); }); },
+    // identifyUser/logoutUser carry the signed identity into the hello frame (docs/widget.md).
+    identify: function (user) { identifyUser(user || {}); },
+    logout: function () { logoutUser(); },
+    setLocale: function (tag) { withWidget(function (w) { w.setLocale(tag); }); },
+    /** Listen to ``ready``, ``open``, ``close``, ``message``, ``handoff`` or ``resolved``. */
+    on: function (name, fn) {
+      if (EVENTS.indexOf(name) < 0 || typeof fn !== "function") return;
+      (listeners[name] = listeners[name] || []).push(fn);
+      if (name === "ready" && currentWidget()) fn({ locale: currentWidget().locale });
+    },
+    off: function (name, fn) {
+      listeners[name] = (listeners[name] || []).filter(function (f) { return f !== fn; });
+    },
+  };
+
+  var stub = window.Supportbot && typeof window.Supportbot === "object" ? window.Supportbot : {};
+  var queued = Array.isArray(stub.q) ? stub.q : [];
+  Object.keys(api).forEach(function (name) { stub[name] = api[name]; });
+  stub.q = { push: function (call) { run(call); } }; // late pushes to the old queue still run
+  window.Supportbot = stub;
+
+  function run(call) {
+    var name = call && call[0];
+    if (typeof api[name] === "function") api[name].apply(null, call[1] || []);
+  }
+  queued.forEach(run);
 
   // ---------------------------------------------------------------------------------------
   // Auto-mount from the script tag
   // ---------------------------------------------------------------------------------------
 
-  var script = findOwnScript();
   if (!script || script.getAttribute("data-mount") === "false") return;
 
   function mount() {
@@ -1553,9 +1874,10 @@
       try { server = new URL(script.src, window.location.href).origin; } catch (_e) { server = ""; }
     }
     widget.setAttribute("server", server || window.location.origin);
-    if (script.getAttribute("data-title")) widget.setAttribute("title-text", script.getAttribute("data-title"));
-    if (script.getAttribute("data-color")) widget.setAttribute("color", script.getAttribute("data-color"));
-    if (script.getAttribute("data-open")) widget.setAttribute("open", script.getAttribute("data-open"));
+    ["title", "color", "open", "locale"].forEach(function (name) {
+      var value = script.getAttribute("data-" + name);
+      if (value) widget.setAttribute(name === "title" ? "title-text" : name, value);
+    });
     document.body.appendChild(widget);
   }
 

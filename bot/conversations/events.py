@@ -7,6 +7,10 @@ Topics: ``conversation:<id>`` (the customer's socket and any agent watching it) 
 Events are a notification channel, not the record: the database is. A subscriber that misses
 an event (slow consumer, reconnect) recovers by reading the store, which is why a full queue
 drops the oldest event instead of blocking the publisher.
+
+:func:`bot.conversations.redis_events.make_event_bus` picks the implementation: this
+in-process bus, or ``RedisEventBus`` there (same interface) when several service processes share
+Redis, so a customer on one process and an agent on another hear each other.
 """
 
 from __future__ import annotations
@@ -79,5 +83,9 @@ class EventBus:
                         del self._subscribers[topic]
 
     def subscriber_count(self, topic: str) -> int:
+        """Subscribers of ``topic`` in this process."""
         with self._lock:
             return len(self._subscribers.get(topic, ()))
+
+    def close(self) -> None:
+        """Release what the bus holds (nothing in process memory)."""

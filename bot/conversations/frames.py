@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.conversations.framekit import (
     BY_TYPE,
@@ -74,6 +74,18 @@ CLOSE_SERVICE_RESTART = 1012  # server shutting down or restarting: reconnect an
 # --- client -> server -----------------------------------------------------------------------
 
 
+class HelloUser(BaseModel):
+    """The signed-in customer as the site's page names them: ``hash`` is hex
+    HMAC-SHA256(site secret, ``id``), computed on the site's server."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=255)
+    name: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    hash: str | None = Field(None, max_length=128)
+
+
 class HelloFrame(Frame):
     """Opens (or resumes) a conversation; must be the first frame on a socket."""
 
@@ -85,6 +97,8 @@ class HelloFrame(Frame):
     visitor: dict[str, str | int | float | bool | None] | None = Field(
         None, max_length=MAX_VISITOR_KEYS
     )
+    user: HelloUser | None = None  # a known customer, vouched for by the site (docs/widget.md)
+    locale: str | None = Field(None, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 
 
 class ClientMessageFrame(Frame):
@@ -147,6 +161,14 @@ class ClientTypingFrame(Frame):
     type: Literal["typing"] = "typing"
 
 
+class ConversationsRequestFrame(Frame):
+    """A verified customer asks for their earlier conversations (answered by the server's
+    ``conversations`` frame; empty for anyone else)."""
+
+    direction: ClassVar[Direction] = "client"
+    type: Literal["conversations"] = "conversations"
+
+
 ClientFrame = Annotated[
     HelloFrame
     | ClientMessageFrame
@@ -154,7 +176,8 @@ ClientFrame = Annotated[
     | FeedbackFrame
     | CsatFrame
     | ChooseFrame
-    | ClientTypingFrame,
+    | ClientTypingFrame
+    | ConversationsRequestFrame,
     BY_TYPE,
 ]
 
@@ -178,6 +201,42 @@ class WelcomeFrame(Frame):
     next_opening: str | None = Field(
         None, description="With available false: when people are next there (ISO 8601)."
     )
+    customer: WelcomeCustomer | None = Field(
+        None, description="Who the site says the customer is; null when it named nobody."
+    )
+    email_replies: bool = Field(
+        False, description="Replies can reach the customer by e-mail (the server has SMTP)."
+    )
+
+
+class WelcomeCustomer(BaseModel):
+    """The customer the ``hello`` named, as far as it was proven."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = None
+    verified: bool = False
+
+
+class ConversationSummary(BaseModel):
+    """One of a verified customer's conversations, in the ``conversations`` frame."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation_id: str
+    resume_token: str
+    state: ConversationState
+    created_at: str
+    updated_at: str
+    last_message: str | None = None
+
+
+class ConversationsFrame(Frame):
+    """A verified customer's conversations on this site, most recent first."""
+
+    direction: ClassVar[Direction] = "server"
+    type: Literal["conversations"] = "conversations"
+    conversations: list[ConversationSummary] = Field(default_factory=list)
 
 
 class AckFrame(Frame):
@@ -262,7 +321,14 @@ class ErrorFrame(BaseErrorFrame):
 
 
 ServerFrame = Annotated[
-    WelcomeFrame | AckFrame | DeltaFrame | MessageFrame | StateFrame | TypingFrame | ErrorFrame,
+    WelcomeFrame
+    | AckFrame
+    | DeltaFrame
+    | MessageFrame
+    | StateFrame
+    | TypingFrame
+    | ErrorFrame
+    | ConversationsFrame,
     BY_TYPE,
 ]
 

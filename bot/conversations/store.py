@@ -8,6 +8,7 @@ customer socket, an agent, the bot) can never hand out the same number, on SQLit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -19,6 +20,7 @@ from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.core.clock import aware, utcnow
+from bot.core.leases import owner_alive
 from bot.core.models import Conversation, ConversationEvent, CsatRating, Feedback, Message
 
 
@@ -172,10 +174,12 @@ def lock_conversation_row(session: Session, conversation_id: str) -> None:
         )
 
 
+@functools.cache
 def _owed(question: type[Message]) -> ColumnElement[bool]:
     """SQL: customer message ``question`` still waits for a bot answer in a conversation the bot
     holds. Marked questions wait until answered; an unmarked one (stored before the mark
-    existed) waits while no bot answer, agent reply or system notice came after it."""
+    existed) waits while no bot answer, agent reply or system notice came after it. Built once:
+    the expression is immutable, and building it showed in the service's CPU profile."""
     bot_reply = aliased(Message)
     later = aliased(Message)
     answered = exists().where(
@@ -227,6 +231,13 @@ def take_over_answer(session: Session, conversation_id: str, seq: int, owner: st
     lock_conversation_row(session, conversation_id)
     if not is_unanswered(session, conversation_id, seq):
         return False
+    current = session.scalar(
+        select(Message.answer_owner).where(
+            Message.conversation_id == conversation_id, Message.seq == seq
+        )
+    )
+    if current is not None and current != owner and owner_alive(session, current):
+        return False  # another running process is answering it now (bot.core.leases)
     claimed = session.execute(
         update(Message)
         .where(

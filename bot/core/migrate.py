@@ -26,5 +26,9 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent; safe to call at every start-up)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision`` (idempotent; safe to call at every start-up). On a shared
+    PostgreSQL database, processes starting together migrate one at a time."""
+    from bot.core.leases import session_lock
+
+    with session_lock(engine, "migrations", timeout_s=300.0):
+        command.upgrade(alembic_config(engine), revision)

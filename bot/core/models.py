@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -35,6 +36,7 @@ def new_id() -> str:
 
 class Conversation(Base):
     __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_site_customer", "site_id", "customer_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     resume_token_hash: Mapped[str] = mapped_column(String(128))
@@ -51,6 +53,20 @@ class Conversation(Base):
     )
     last_customer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The customer's language (BCP 47, from hello), for bot texts in their language.
+    locale: Mapped[str | None] = mapped_column(String(35))
+    # Known customers (bot.people.sites): the site the chat came from and the customer its page
+    # named. ``customer_verified`` is true only when the page's hash proved the id (HMAC with
+    # the site's secret); only then does the conversation join the customer's history.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Replies by e-mail (bot.conversations.outbox): when a customer socket was last open on
+    # this conversation (kept fresh while one is), and the last agent reply already e-mailed.
+    customer_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emailed_through_seq: Mapped[int] = mapped_column(Integer, default=0)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.seq", cascade="all, delete-orphan"
@@ -233,4 +249,87 @@ class LoginAttempt(Base):
     email: Mapped[str] = mapped_column(String(320))
     ip: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))  # failed|throttled|locked|busy|success|unlock
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Site(Base):
+    """A website that embeds the widget (``supportbot site add``): its origin joins the chat
+    socket's allowed origins, and its secret signs the ids of the customers its pages name.
+
+    The secret is kept as is (not hashed): the server must recompute each page's HMAC with it.
+    It never leaves the server except through ``supportbot site secret``.
+    """
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(255), unique=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    require_verification: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxEmail(Base):
+    """An e-mail waiting to be sent (or sent): queued in the request's transaction, sent by the
+    outbox job with retries, so no request ever waits on an SMTP server."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (Index("ix_email_outbox_status_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LearnedQuestion(Base):
+    """A customer question learned as a unit of an article (``bot.knowledge.learned``).
+
+    A candidate until an admin approves it (or the auto-approve setting does); approved ones are
+    embedded (``vector``, float32 bytes from ``embedder``) and retrieved as evidence for their
+    article, never quoted. ``key`` is the normalised text: a question is learned once per article
+    and a rejected one is not proposed again.
+    """
+
+    __tablename__ = "learned_questions"
+    __table_args__ = (UniqueConstraint("article_id", "key", name="uq_learned_article_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[str] = mapped_column(String(200), index=True)
+    text: Mapped[str] = mapped_column(Text)  # personal data masked before it is stored
+    key: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised text
+    status: Mapped[str] = mapped_column(String(16), index=True)  # candidate|approved|rejected|...
+    source: Mapped[str] = mapped_column(String(16))  # helpful|agent|draft|import|admin
+    confirmations: Mapped[int] = mapped_column(Integer, default=1)
+    conversations: Mapped[list[str] | None] = mapped_column(JSON)  # distinct, for independence
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    embedder: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class LearnedQuestionAudit(Base):
+    """Who did what to a learned question: proposed, approved, re-assigned, rejected, removed,
+    imported. Append-only, like ``article_versions`` for articles."""
+
+    __tablename__ = "learned_question_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    learned_id: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(320))  # an admin's email; None = the system
+    article_id: Mapped[str] = mapped_column(String(200))
+    previous_article_id: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

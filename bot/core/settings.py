@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -46,7 +46,16 @@ class Settings(BaseSettings):
     )
     collection: str = Field("supportbot_kb", description="Chroma collection name.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; SQLite file in the data directory when unset."
+        None,
+        description="SQLAlchemy URL; SQLite file in the data directory when unset. A shared "
+        "database (postgresql+psycopg://user@host/db) also holds the ingest ledger and the "
+        "knowledge-base generation, so several service processes can share it.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0): carries conversation events between "
+        "service processes and, unless rate_limit_storage is set, the rate-limit counters. "
+        "Events stay in process memory when unset.",
     )
     ingest_wait_s: float = Field(
         120.0,
@@ -136,6 +145,14 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(
         2000, ge=10, le=20_000, description="Longer questions are refused with a 422."
     )
+    learned_auto_approve: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="A question customers marked helpful from the same article in this many "
+        "different conversations becomes a learned question without an admin (0: an admin "
+        "always approves). See docs/admin.md, learned questions.",
+    )
 
     # --- server ----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface `supportbot serve` binds.")
@@ -167,6 +184,53 @@ class Settings(BaseSettings):
         default_factory=list,
         description="IPs or CIDRs of your reverse proxies: only their X-Forwarded-For / "
         "X-Forwarded-Host are believed (client IP, same-origin check); none by default.",
+    )
+
+    # --- replies by e-mail (bot/conversations/outbox.py) -------------------------------------
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="Mail server for replies by e-mail: smtp://user:pass@host:587 (STARTTLS "
+        "when offered), smtps://user:pass@host:465 (TLS). Unset: no e-mail, and the widget "
+        "does not offer it.",
+    )
+    smtp_from: str = Field(
+        "Supportbot <supportbot@localhost>",
+        description="From address of the e-mails (replies by e-mail), e.g. 'Parcelly Help "
+        "<help@example.com>'.",
+    )
+    smtp_timeout_s: float = Field(
+        20.0, gt=0, le=300, description="Longest wait for the mail server on one attempt."
+    )
+    public_url: str | None = Field(
+        None,
+        description="The service's address as customers reach it (https://support.example.com): "
+        "the base of the links in e-mails. Unset: http://HOST:PORT.",
+    )
+    email_reply_after_minutes: float = Field(
+        5.0,
+        ge=0,
+        le=24 * 60,
+        description="An agent's reply is e-mailed when the customer has had no chat open for "
+        "this long (to their verified e-mail, or the one they left out of hours).",
+    )
+    email_link_hours: float = Field(
+        168.0,
+        gt=0,
+        le=24 * 90,
+        description="How long the link in a reply e-mail resumes the conversation.",
+    )
+    email_retry_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="Tries per e-mail (backoff doubling from 30 s, at most 1 hour) before it is "
+        "marked failed.",
+    )
+    email_poll_interval_s: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="How often the outbox job looks for replies to e-mail and e-mails to send.",
     )
 
     # --- human handoff (bot/handoff: machine, triggers, hours) -------------------------------
@@ -315,7 +379,15 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field(
         "memory://",
         description="Where rate-limit counters live (a `limits` storage URI): memory:// in "
-        "each process; redis://host:6379 to share them between processes (needs redis).",
+        "each process; redis://host:6379 to share them between processes (needs redis). "
+        "Defaults to redis_url when that is set.",
+    )
+
+    # --- operations (bot/core/logs.py, bot/core/metrics.py, /readyz, /metrics) ----------------
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as plain text, or one JSON object per line (with "
+        "conversation_id; never the customer's words at info level).",
     )
 
     # --- personal data (bot/core/privacy.py) ------------------------------------------------
@@ -374,10 +446,22 @@ class Settings(BaseSettings):
         5.0, gt=0, description="A sign-in waits this long for a check, then gets 503."
     )
 
+    @model_validator(mode="after")
+    def _share_rate_limits(self) -> Settings:
+        if self.redis_url and "rate_limit_storage" not in self.model_fields_set:
+            self.rate_limit_storage = self.redis_url
+        return self
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _empty_smtp_is_none(cls, value: object) -> object:
+        """``SUPPORTBOT_SMTP_URL=`` (set but empty) means no mail server, as unset does."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("kb_link_hosts", mode="before")
     @classmethod
@@ -435,8 +519,22 @@ class Settings(BaseSettings):
 
     @property
     def ledger_url(self) -> str:
-        """The ingest hash ledger (one row per chunk) lives beside the vectors it describes."""
+        """The ingest hash ledger (one row per chunk) lives beside the vectors it describes; in
+        the shared database when one is configured (several processes share the vectors)."""
+        if self.shared_database:
+            return str(self.database_url)
         return f"sqlite:///{(self.data_dir / 'ingest_ledger.sqlite').resolve()}"
+
+    @property
+    def shared_database(self) -> bool:
+        """True when the database is a server several processes share (not a SQLite file)."""
+        return bool(self.database_url) and not str(self.database_url).startswith("sqlite")
+
+    @property
+    def shared_engines(self) -> bool:
+        """True when several service processes may serve together: shared database, Chroma
+        server and Redis for events."""
+        return self.shared_database and bool(self.chroma_url) and bool(self.redis_url)
 
     @property
     def effective_database_url(self) -> str:

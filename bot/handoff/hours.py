@@ -15,6 +15,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bot.core.clock import aware
+from bot.core.i18n import translate, weekday_name
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ALWAYS = {"24/7", "always", ""}
@@ -67,21 +68,20 @@ class BusinessHours:
                     return candidate
         return None
 
-    def describe_next(self, now: datetime) -> str:
-        """'today at 09:00', 'tomorrow at 09:00' or 'on Monday at 09:00' (plus the zone)."""
+    def describe_next(self, now: datetime, locale: str | None = None) -> str:
+        """'today at 09:00', 'tomorrow at 09:00' or 'on Monday at 09:00' (plus the zone), in
+        the customer's language (``locale``; English by default)."""
         opening = self.next_opening(now)
         if opening is None:
-            return "as soon as possible"
+            return translate("asap", locale)
         local_now = aware(now).astimezone(self.tz)
         days = (opening.date() - local_now.date()).days
         when = opening.strftime("%H:%M")
-        if days == 0:
-            day = "today"
-        elif days == 1:
-            day = "tomorrow"
-        else:
-            day = "on " + opening.strftime("%A")
-        return f"{day} at {when} ({self.tz.key})"
+        if days in (0, 1):
+            key = "today_at" if days == 0 else "tomorrow_at"
+            return translate(key, locale, time=when, zone=self.tz.key)
+        weekday = weekday_name(opening.weekday(), locale)
+        return translate("weekday_at", locale, weekday=weekday, time=when, zone=self.tz.key)
 
 
 def parse_hours(spec: str, timezone: str = "UTC") -> BusinessHours:

@@ -387,15 +387,22 @@ def _close_one(
 
 
 async def run_outcome_job(database: DatabaseWorkers, settings: Settings) -> None:
-    """Forever: close idle conversations every ``outcome_job_interval_s`` (lifespan task)."""
+    """Forever: close idle conversations every ``outcome_job_interval_s`` (lifespan task).
+
+    Each run is one transaction holding the job's advisory lock (``bot.core.leases``): with
+    several processes on one PostgreSQL database one of them runs it at a time, and a process
+    that dies mid-run leaves nothing half-done (its transaction rolls back, its lock goes)."""
+    from bot.core.leases import try_job_lock
+
+    def run_once(session: Session) -> int:
+        if not try_job_lock(session, "outcome-job"):
+            return 0  # another process is running it now
+        return len(close_idle_conversations(session, window_hours=settings.deflection_window_hours))
+
     while True:
         await asyncio.sleep(settings.outcome_job_interval_s)
         try:
-            closed = await database.run(
-                lambda session: len(
-                    close_idle_conversations(session, window_hours=settings.deflection_window_hours)
-                )
-            )
+            closed = await database.run(run_once)
             if closed:
                 log.info("outcome job: %d conversations closed", closed)
         except Exception:  # the job must survive a bad row or a busy database

@@ -35,6 +35,7 @@ finds it confident enough and nobody has claimed the conversation meanwhile.
 
 from __future__ import annotations
 
+import logging
 import re
 import weakref
 from collections.abc import Sequence
@@ -50,17 +51,22 @@ from bot.conversations.agent_frames import ConversationFrame, QueueFrame, QueueI
 from bot.conversations.events import AGENTS_TOPIC, conversation_topic
 from bot.conversations.frames import MessageFrame, StateFrame
 from bot.conversations.store import append_message, is_unanswered, record_event, record_feedback
+from bot.core import metrics
 from bot.core.clock import aware, utcnow
+from bot.core.i18n import translate
 from bot.core.models import Conversation, ConversationEvent, Message, QueueItem, User
 from bot.core.schemas import Source
 from bot.handoff import ledger, policy, triggers
 from bot.handoff.hours import business_hours
 from bot.handoff.policy import Decision
+from bot.knowledge import learned
 
 if TYPE_CHECKING:
     from bot.conversations.events import EventBus
     from bot.core.schemas import AnswerResult
     from bot.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ALLOWED: dict[str, frozenset[str]] = {
     "bot": frozenset({"awaiting_human"}),
@@ -144,7 +150,7 @@ def customer_wrote(
             "bot",
             reason="reopened",
             actor="customer",
-            text="You're chatting with our virtual assistant again. Ask for a person any time.",
+            text=translate("bot_again", conv.locale),
             now=now,
         )
     signals = triggers.read(text, list(settings.sensitive_topics))
@@ -226,7 +232,7 @@ def _answer_while_waiting(
         session,
         conv.id,
         role="bot",
-        text=f"{result.answer}\n\n{policy.waiting_note(settings, now)}",
+        text=f"{result.answer}\n\n{policy.waiting_note(settings, now, conv.locale)}",
         reply_to=reply_to,
         sources=[source.model_dump(mode="json") for source in result.sources],
         confidence=result.confidence,
@@ -342,6 +348,8 @@ def on_feedback(
     ledger.record(
         session, conv, "feedback", data, now=now, window_hours=settings.deflection_window_hours
     )
+    if helpful:  # the question is evidence for the article that answered it (an admin decides)
+        learned.on_helpful(session, conv.id, seq, settings)
     if conv.state != "bot":  # a person holds it already, or it has ended
         return []
     signals = triggers.QUIET
@@ -383,7 +391,7 @@ def claim(
         "human",
         reason="claimed",
         actor=agent.email,
-        text=f"{display_name(agent)} from our team has joined the conversation.",
+        text=translate("agent_joined", conv.locale, agent=display_name(agent)),
         now=now,
     )
 
@@ -417,22 +425,33 @@ def agent_reply(
 
 
 def resolve(
-    session: Session, conversation_id: str, agent: User, *, now: datetime | None = None
+    session: Session,
+    conversation_id: str,
+    agent: User,
+    *,
+    article_id: str | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The person is done: ``-> resolved`` (the ledger gets its time), the queue item closes."""
+    """The person is done: ``-> resolved`` (the ledger gets its time), the queue item closes.
+
+    ``article_id``: the article that answers the customer's question, as the agent saw it; the
+    question becomes a candidate learned question of it (``bot.knowledge.learned``).
+    """
     now = now or utcnow()
     conv = lock_conversation(session, conversation_id)
     if conv.state == "resolved":
         return []
     _check_holder(conv, agent)
+    if article_id:
+        record_event(session, conv.id, "answered_by_article", {"article_id": article_id}, now=now)
+        learned.on_resolved(session, conv.id, article_id)
     frames = transition(
         session,
         conv,
         "resolved",
         reason="resolved",
         actor=agent.email,
-        text="This conversation has been marked as resolved. Write again here any time if you "
-        "need more help.",
+        text=translate("resolved", conv.locale),
         now=now,
     )
     conv.closed_at = now
@@ -455,7 +474,7 @@ def handback(
         "bot",
         reason="handed_back",
         actor=agent.email,
-        text="You're chatting with our virtual assistant again. Ask for a person any time.",
+        text=translate("bot_again", conv.locale),
         now=now,
     )
     conv.assigned_agent_id = None
@@ -554,21 +573,28 @@ def _escalate(
     hours = business_hours(settings.business_hours, settings.business_timezone)
     is_open = hours.is_open(now)
     if is_open:
-        text = "Connecting you with a person. Someone from our team will reply here shortly."
+        text = translate("handoff_open", conv.locale)
     else:
-        text = (
-            "Connecting you with a person. Our team is offline right now; someone will reply "
-            f"here {hours.describe_next(now)}. If you like, leave your email address and we "
-            "will follow up there too."
-        )
+        when = hours.describe_next(now, conv.locale)
+        # The invitation to leave an e-mail address only where replies by e-mail exist.
+        key = "handoff_closed" if _email_replies(settings) else "handoff_closed_no_email"
+        text = translate(key, conv.locale, when=when)
     item = _open_queue_item(session, conv, reason, detail, sources, now)
     frames += transition(
         session, conv, "awaiting_human", reason=reason, actor="system", text=text, now=now
     )
     data = {"reason": reason, "detail": detail, "queue_item": item.id, "in_hours": is_open}
     _record(session, conv, "escalated", data, now=now)
+    metrics.count_escalation(session, reason)  # once committed
+    log.info("escalated to a person", extra={"conversation_id": conv.id, "reason": reason})
     _queue_agent_event(session, QueueFrame(action="added", item=_queue_item(item)))
     return frames
+
+
+def _email_replies(settings: Settings) -> bool:
+    """Agents' replies can reach the customer by e-mail: an SMTP server is configured (the
+    settings read an empty ``smtp_url`` as none)."""
+    return settings.smtp_url is not None
 
 
 def _open_queue_item(
@@ -647,7 +673,7 @@ def _reopen_to_agent(
         "human",
         reason="reopened",
         actor="customer",
-        text=f"{display_name(agent)} will pick this up again here.",
+        text=translate("agent_back", conv.locale, agent=display_name(agent)),
         now=now,
     )
     _queue_agent_event(session, QueueFrame(action="added", item=_queue_item(item)))
@@ -676,7 +702,7 @@ def _maybe_store_contact(
         session,
         conv.id,
         role="system",
-        text=f"Thanks, we'll also follow up at {conv.contact_email}.",
+        text=translate("contact_saved", conv.locale, email=conv.contact_email),
         now=now,
     )
     return [message_frame(message)]

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from bot.core.i18n import translate
 from bot.core.schemas import AnswerResult, EscalationReason
 from bot.handoff.hours import business_hours
 from bot.handoff.triggers import QUIET, Signals
-from bot.knowledge.answerers import ESCALATION_TEXT
+from bot.knowledge.answerers import escalation_text
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
@@ -102,13 +103,13 @@ def decide(
     return ANSWER
 
 
-def failed_answer(streamed: str = "") -> AnswerResult:
+def failed_answer(streamed: str = "", locale: str | None = None) -> AnswerResult:
     """The reply when the answerer fails: what had already streamed, then an honest "something
-    went wrong" and the handover (``streamed`` stays a prefix, so the deltas the customer saw
-    still add up to the stored text)."""
+    went wrong" and the handover, in the customer's ``locale`` (``streamed`` stays a prefix, so
+    the deltas the customer saw still add up to the stored text)."""
     decision = decide(verdict=ANSWER_FAILED)
     assert decision.reason is not None
-    text = ESCALATION_TEXT[decision.reason]
+    text = escalation_text(decision.reason, locale)
     return AnswerResult(
         answer=f"{streamed}\n\n{text}" if streamed else text,
         escalate=True,
@@ -164,12 +165,9 @@ def availability(settings: Settings, now: datetime) -> Availability:
     return Availability(False, hours.next_opening(now))
 
 
-def waiting_note(settings: Settings, now: datetime) -> str:
+def waiting_note(settings: Settings, now: datetime, locale: str | None = None) -> str:
     """Added under an answer given while the conversation waits: it is the bot speaking, and the
-    person still comes (and when)."""
+    person still comes (and when), in the customer's language."""
     hours = business_hours(settings.business_hours, settings.business_timezone)
-    when = "shortly" if hours.is_open(now) else hours.describe_next(now)
-    return (
-        "(Automatic answer from our virtual assistant. You're still in the queue: a person from "
-        f"our team will reply here {when}.)"
-    )
+    when = translate("shortly", locale) if hours.is_open(now) else hours.describe_next(now, locale)
+    return translate("waiting_note", locale, when=when)

@@ -20,9 +20,11 @@ from bot.core.models import (
     Message,
     Outcome,
     QueueItem,
+    Site,
     User,
 )
 from bot.handoff.machine import HandoffError, bot_sources, message_frame
+from bot.people.sites import customer_conversations, last_message_text
 
 
 class QueueOut(BaseModel):
@@ -41,6 +43,27 @@ class ConversationOut(BaseModel):
     sources: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     outcome: dict[str, Any] | None
+    customer: CustomerOut | None = None
+    earlier_conversations: list[EarlierConversation] = []
+
+
+class CustomerOut(BaseModel):
+    """Who the customer is, as their site's page said: ``verified`` when its hash proved the id
+    (only then are the earlier conversations theirs for sure)."""
+
+    id: str
+    name: str | None
+    email: str | None
+    verified: bool
+    site: str | None
+    locale: str | None
+
+
+class EarlierConversation(BaseModel):
+    id: str
+    state: str
+    created_at: datetime
+    last_message: str | None
 
 
 def queue_entries(session: Session, *, now: datetime | None = None) -> list[QueueEntry]:
@@ -121,6 +144,8 @@ def conversation_detail(session: Session, conversation_id: str) -> ConversationO
         ),
         sources=bot_sources(session, conv.id),
         messages=[message_frame(m) for m in messages],
+        customer=_customer(session, conv),
+        earlier_conversations=_earlier(session, conv),
         outcome=(
             {
                 "outcome": outcome.outcome,
@@ -140,3 +165,33 @@ def _emails(session: Session, ids: list[int | None]) -> dict[int, str]:
     if not wanted:
         return {}
     return {u.id: u.email for u in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+def _customer(session: Session, conv: Conversation) -> CustomerOut | None:
+    if conv.customer_id is None:
+        return None
+    site = session.get(Site, conv.site_id) if conv.site_id is not None else None
+    return CustomerOut(
+        id=conv.customer_id,
+        name=conv.customer_name,
+        email=conv.customer_email,
+        verified=conv.customer_verified,
+        site=site.origin if site else None,
+        locale=conv.locale,
+    )
+
+
+def _earlier(session: Session, conv: Conversation) -> list[EarlierConversation]:
+    """The verified customer's other conversations on the same site, most recent first."""
+    if not conv.customer_verified or conv.site_id is None or conv.customer_id is None:
+        return []
+    return [
+        EarlierConversation(
+            id=other.id,
+            state=other.state,
+            created_at=aware(other.created_at),
+            last_message=last_message_text(session, other.id),
+        )
+        for other in customer_conversations(session, conv.site_id, conv.customer_id)
+        if other.id != conv.id
+    ]

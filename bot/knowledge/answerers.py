@@ -25,6 +25,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.core.i18n import answer_locale, language_of, translate
 from bot.core.privacy import mask_personal_data
 from bot.core.schemas import AnswerResult, Source, Turn
 from bot.knowledge.answerability import (
@@ -50,22 +51,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ESCALATION_TEXT = {
-    "customer_request": "Of course, I'm passing you to a member of our support team.",
-    "no_knowledge": (
-        "I couldn't find anything about that in our help articles, so I'm passing your question "
-        "to a member of our support team."
-    ),
-    "low_confidence": (
-        "I'm not sure our help articles answer that, so I'm passing your question to a member "
-        "of our support team."
-    ),
-    "error": (
-        "Sorry, something went wrong on our side while looking that up, so I'm passing your "
-        "question to a member of our support team."
-    ),
+_ESCALATION_KEYS = {
+    "customer_request": "escalate_customer_request",
+    "no_knowledge": "escalate_no_knowledge",
+    "low_confidence": "escalate_low_confidence",
+    "error": "escalate_error",
 }
-"""What the customer reads when the bot hands over, by escalation reason."""
+
+
+def escalation_text(reason: str | None, locale: str | None = None) -> str:
+    """What the customer reads when the bot hands over for ``reason``, in their language
+    (``bot.core.i18n``); a reason without its own sentence reads as ``low_confidence``."""
+    key = _ESCALATION_KEYS.get(reason or "", "escalate_low_confidence")
+    return translate(key, locale)
+
+
+ESCALATION_TEXT = {reason: translate(key) for reason, key in _ESCALATION_KEYS.items()}
+"""The hand-over sentences in English, by escalation reason (demo data, tests); the customer
+reads :func:`escalation_text` in their own language."""
 MAX_ANSWER_CHARS = 700
 
 
@@ -139,6 +142,23 @@ def _article_urls(retriever: Retriever) -> list[str]:
             return urls
 
 
+def prefer_language(hits: list[ArticleHit], locale: str | None) -> list[ArticleHit]:
+    """Leave out articles written in another language than the customer's (front matter
+    ``language``) when one in theirs was found: a German customer is not cited the English
+    version of an article that exists in German. Articles without a language always stay, and
+    nothing is left out when none is in the customer's language (an answer beats none)."""
+    wanted = language_of(locale)
+    if not wanted:
+        return hits
+
+    def language(hit: ArticleHit) -> str:
+        return language_of(str(hit.chunks[0].metadata.get("language") or "")) if hit.chunks else ""
+
+    if not any(language(hit) == wanted for hit in hits):
+        return hits
+    return [hit for hit in hits if language(hit) in ("", wanted)]
+
+
 def gather_evidence(
     retriever: Retriever, question: str, history: Sequence[Turn], query: str | None = None
 ) -> Evidence:
@@ -154,18 +174,21 @@ def gather_evidence(
     else:
         follow_up = resolve_follow_up(question, history, retriever.search, article_score)
         query, hits = follow_up.query, follow_up.hits
+    hits = prefer_language(hits, answer_locale.get())
     verdict = decide(question, hits, threshold, suggestion_rule(retriever.settings))
     return Evidence(query, hits, verdict)
 
 
-def escalation_result(evidence: Evidence) -> AnswerResult:
-    """The hand-over reply; a related article is offered while the customer waits, as the
-    reply's source (the chip under the message: cited once, not again in the text)."""
+def escalation_result(evidence: Evidence, locale: str | None = None) -> AnswerResult:
+    """The hand-over reply, in ``locale`` (default: :data:`~bot.core.i18n.answer_locale`, the
+    customer's); a related article is offered while the customer waits, as the reply's source
+    (the chip under the message: cited once, not again in the text)."""
+    locale = locale if locale is not None else answer_locale.get()
     reason = evidence.verdict.reason or "low_confidence"
-    text = ESCALATION_TEXT.get(reason, ESCALATION_TEXT["low_confidence"])
+    text = escalation_text(reason, locale)
     sources: list[Source] = []
     if reason == "low_confidence" and evidence.hits:
-        text += "\n\nIn the meantime, the article below may help."
+        text += "\n\n" + translate("meanwhile_article", locale)
         sources = [to_source(evidence.hits[0])]
     return AnswerResult(
         answer=text,
@@ -176,14 +199,20 @@ def escalation_result(evidence: Evidence) -> AnswerResult:
     )
 
 
-SUGGESTION_TEXT = "I found a few articles that might match. Which one is closest to your question?"
-"""What the customer reads above the choices when the bot asks "which of these?"."""
+SUGGESTION_TEXT = translate("which_of_these")
+"""What the customer reads above the choices when the bot asks "which of these?", in English;
+the customer reads it in their own language (key ``which_of_these``)."""
 
 
-def suggestion_result(evidence: Evidence, hosts: frozenset[str] | None = None) -> AnswerResult:
+def suggestion_result(
+    evidence: Evidence, hosts: frozenset[str] | None = None, locale: str | None = None
+) -> AnswerResult:
     """The "which of these?" reply: the close articles as choices (``suggestions``), listed in
     the text too, so a client that shows only the text still offers them as links. With
-    ``hosts``, a suggestion's url outside them is dropped, as in every answer."""
+    ``hosts``, a suggestion's url outside them is dropped, as in every answer. The question is
+    asked in ``locale`` (default: the customer's, :data:`~bot.core.i18n.answer_locale`); the
+    articles' titles stay as written."""
+    locale = locale if locale is not None else answer_locale.get()
     offered = [to_source(hit) for hit in evidence.hits[: evidence.verdict.suggest]]
     if hosts is not None:
         offered = [
@@ -191,7 +220,7 @@ def suggestion_result(evidence: Evidence, hosts: frozenset[str] | None = None) -
         ]
     listed = "\n".join(f"- {_link(source.title, source.url)}" for source in offered)
     return AnswerResult(
-        answer=f"{SUGGESTION_TEXT}\n\n{listed}",
+        answer=f"{translate('which_of_these', locale)}\n\n{listed}",
         escalate=False,
         confidence=evidence.verdict.confidence,
         suggestions=offered,
@@ -1034,7 +1063,7 @@ class LLMAnswerer:
                 if rest := shown(links.flush()):
                     emitted.append(rest)
                     yield rest
-                tail = "\n\n(Sorry, I could not finish this answer.)"
+                tail = "\n\n" + translate("answer_cut_off", answer_locale.get())
                 yield tail
                 verdict = failed(evidence.verdict)
                 yield AnswerResult(

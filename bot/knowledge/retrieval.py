@@ -11,10 +11,14 @@ item (cosine): a question usually matches one sentence, and in FAQ-style entries
 of example questions the best item is the nearest example question.
 
 The BM25 index lives in process memory and is rebuilt from ``collection.get()`` whenever the
-knowledge base changes: the ingest pipeline bumps an integer in ``{data_dir}/kb_generation`` after
-every change, and a per-query check of that number (plus the chunk count, for stores written
-without the counter) keeps the lexical side in step with Chroma. The index is read from Chroma
-in pages, public chunks only.
+knowledge base changes: the ingest pipeline bumps an integer in ``{data_dir}/kb_generation`` (in
+the shared database's ``kb_generation`` row when processes share one, so a process follows
+another's publish at its next query) after every change, and a per-query check of that number
+(plus the chunk count, for stores written without the counter) keeps the lexical side in step
+with Chroma. The index is read from Chroma in pages, public chunks only. The engine is
+``bot.knowledge.lexical.BM25`` (bm25s's sparse matrix since issue 15: the best 40 chunks cost
+0.9 ms p50 at 50k chunks, where the old postings index took 66 ms; same formula and scores,
+see ``bench/scale.py``).
 
 Dense and lexical move to a new generation together. Inside the service every write goes
 through :meth:`Retriever.publishing` (the knowledge writer in ``bot.knowledge.publishing``): it
@@ -28,13 +32,13 @@ nearest chunks. A failing vector store raises: an error is never reported as "no
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from bot.knowledge.lexical import BM25, LexicalIndex
 from bot.knowledge.text import split_sentences, tokenize
 
 if TYPE_CHECKING:
@@ -88,48 +92,18 @@ class ArticleHit:
     sentence_similarity: float = 0.0  # best single sentence or list item, 0 when not computed
     bm25: float = 0.0  # best chunk's BM25 score
     heading_similarity: float = 0.0  # best title/heading line; ranks, not in the answer score
+    learned_similarity: float = 0.0  # nearest learned question of the article (evidence only)
 
     @property
     def best_chunk(self) -> ChunkHit:
         return self.chunks[0]
 
 
-class BM25:
-    """Okapi BM25 with Lucene's always-positive idf.
+class LearnedUnits(Protocol):
+    """Learned questions (``bot.knowledge.learned.LearnedIndex``): for a question vector, the
+    cosine of the nearest learned question of each of the closest articles."""
 
-    ``rank_bm25``'s Okapi idf turns negative for a term in more than half the chunks, so on a
-    knowledge base of one or two articles every match scored below zero; this one stays sane
-    from the first article on.
-    """
-
-    def __init__(self, corpus: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
-        self.size = len(corpus)
-        self.lengths = [len(doc) for doc in corpus]
-        self.avgdl = (sum(self.lengths) / self.size) if self.size else 0.0
-        self.postings: dict[str, list[tuple[int, int]]] = {}
-        for i, doc in enumerate(corpus):
-            counts: dict[str, int] = {}
-            for term in doc:
-                counts[term] = counts.get(term, 0) + 1
-            for term, tf in counts.items():
-                self.postings.setdefault(term, []).append((i, tf))
-        self.idf = {
-            term: math.log(1 + (self.size - len(p) + 0.5) / (len(p) + 0.5))
-            for term, p in self.postings.items()
-        }
-
-    def scores(self, query: Sequence[str]) -> dict[int, float]:
-        """Scores of the chunks that contain at least one query term."""
-        result: dict[int, float] = {}
-        for term in set(query):
-            idf = self.idf.get(term)
-            if idf is None:
-                continue
-            for i, tf in self.postings[term]:
-                norm = self.k1 * (1 - self.b + self.b * self.lengths[i] / (self.avgdl or 1.0))
-                result[i] = result.get(i, 0.0) + idf * tf * (self.k1 + 1) / (tf + norm)
-        return result
+    def similarities(self, vector: Sequence[float]) -> dict[str, float]: ...
 
 
 @dataclass
@@ -137,7 +111,7 @@ class _LexicalIndex:
     ids: list[str]
     texts: list[str]
     metadatas: list[dict[str, Any]]
-    bm25: BM25
+    bm25: LexicalIndex
     key: tuple[int, int]
     by_article: dict[str, list[int]] = field(default_factory=dict)
     terms: dict[str, frozenset[str]] = field(default_factory=dict)  # chunk id -> its BM25 terms
@@ -268,6 +242,9 @@ class Retriever:
         """Bumped each time the lexical index is rebuilt: the generation queries now see."""
         # chunk id -> (chunk text, vectors of [title/heading?, *sentences], has title/heading)
         self._sentence_vectors: dict[str, tuple[str, Any, bool]] = {}
+        self.learned: LearnedUnits | None = None
+        """Approved learned questions, set by the service: evidence for their articles like an
+        FAQ's example questions (best-sentence similarity), never text for the answer."""
 
     # --- keeping BM25 in step with Chroma ------------------------------------------------------
     def invalidate(self) -> None:
@@ -344,9 +321,8 @@ class Retriever:
         """Every public chunk of one article in reading order (for composing the answer)."""
         index = self._lexical()
         chunks = [
-            ChunkHit(chunk_id, text, meta)
-            for chunk_id, text, meta in zip(index.ids, index.texts, index.metadatas, strict=True)
-            if str(meta.get("article_id") or meta.get("source")) == article_id
+            ChunkHit(index.ids[i], index.texts[i], index.metadatas[i])
+            for i in index.by_article.get(article_id, ())
         ]
         chunks.sort(key=lambda c: int(c.metadata.get("chunk_index") or 0))
         return chunks
@@ -367,6 +343,7 @@ class Retriever:
             self._dense(vector, hits)
         if mode in ("hybrid", "bm25"):
             self._bm25(query, index, hits)
+        learned = self._learned(vector, index, hits) if mode == "hybrid" else {}
         k = self.settings.retrieval_rrf_k
         for hit in hits.values():  # orders chunks within an article (and the baselines)
             if hit.dense_rank is not None:
@@ -391,7 +368,10 @@ class Retriever:
                 self.dense_weight + self.sentence_weight
             ) * article.dense_similarity + self.bm25_weight * article.bm25 / best_bm25
         candidates.sort(key=lambda a: -a.fused)
-        candidates = candidates[: max(limit, RERANK_CANDIDATES)]
+        keep = max(limit, RERANK_CANDIDATES)
+        candidates = candidates[:keep] + [a for a in candidates[keep:] if a.article_id in learned]
+        for article in candidates:
+            article.learned_similarity = learned.get(article.article_id, 0.0)
         if self.sentence_weight > 0:
             self._sentence_similarity(vector, candidates, index)
         for article in candidates:
@@ -424,15 +404,30 @@ class Retriever:
             hit.dense_rank = rank
             hit.dense_similarity = 1.0 - float(dist)  # the collection uses cosine distance
 
+    def _learned(
+        self, vector: list[float] | None, index: _LexicalIndex, hits: dict[str, ChunkHit]
+    ) -> dict[str, float]:
+        """The learned-question evidence per article; an article only its learned questions
+        found joins the candidates through its first chunk."""
+        if self.learned is None or vector is None:
+            return {}
+        found = self.learned.similarities(vector)
+        present = {_article_id(hit.metadata) for hit in hits.values()}
+        for article_id in found:
+            rows = index.by_article.get(article_id)
+            if rows and article_id not in present:
+                i = rows[0]
+                hits[index.ids[i]] = ChunkHit(index.ids[i], index.texts[i], index.metadatas[i])
+        return {a: s for a, s in found.items() if a in index.by_article}
+
     def _bm25(self, query: str, index: _LexicalIndex, hits: dict[str, ChunkHit]) -> None:
-        scores = index.bm25.scores(tokenize(query))
-        order = sorted(scores, key=lambda i: -scores[i])
-        for rank, i in enumerate(order[: self.settings.retrieval_bm25_k], start=1):
+        best = index.bm25.top(tokenize(query), self.settings.retrieval_bm25_k)
+        for rank, (i, score) in enumerate(best, start=1):
             hit = hits.setdefault(
                 index.ids[i], ChunkHit(index.ids[i], index.texts[i], index.metadatas[i])
             )
             hit.bm25_rank = rank
-            hit.bm25 = float(scores[i])
+            hit.bm25 = score
 
     def _group(
         self,
@@ -565,7 +560,7 @@ class Retriever:
                     sims = sims[1:]
                 if len(sims):
                     best = max(best, float(sims.max()))
-            article.sentence_similarity = best
+            article.sentence_similarity = max(best, article.learned_similarity)
             article.heading_similarity = heading_best
 
 

@@ -36,6 +36,7 @@ from bot.conversations.agent_frames import (
 )
 from bot.conversations.events import AGENTS_TOPIC, EventBus, Subscription, conversation_topic
 from bot.conversations.frames import Frame, TypingFrame
+from bot.core import metrics
 from bot.core.db import DatabaseWorkers
 from bot.core.models import User
 from bot.handoff import machine as handoff
@@ -60,6 +61,10 @@ class AgentSession:
         self.watchers: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
+        with metrics.open_socket("agent"):
+            await self._run()
+
+    async def _run(self) -> None:
         async with self.events.subscribe(AGENTS_TOPIC) as queue_sub:
             pump = asyncio.create_task(self._pump(queue_sub, None))
             sender = asyncio.create_task(self._send_loop())

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.conversations import store
+from bot.conversations import customers, store
 from bot.conversations.events import Subscription, conversation_topic
 from bot.conversations.frames import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -47,6 +47,8 @@ from bot.conversations.frames import (
     ChooseFrame,
     ClientMessageFrame,
     ClientTypingFrame,
+    ConversationsFrame,
+    ConversationsRequestFrame,
     CsatFrame,
     DeltaFrame,
     ErrorFrame,
@@ -60,19 +62,25 @@ from bot.conversations.frames import (
     WelcomeFrame,
     parse_client_frame,
 )
+from bot.core import logs, metrics
 from bot.core.clock import utcnow
+from bot.core.i18n import answer_locale, translate
+from bot.core.leases import try_job_lock
 from bot.core.privacy import contains_card_number, install_log_masking
 from bot.core.ratelimit import AnswerSlots, Gatekeeper, Refusal
 from bot.core.schemas import AnswerResult, Source, Turn
 from bot.handoff import machine as handoff
 from bot.handoff import policy
 from bot.live.transport import Disconnected, Transport
+from bot.people.identity import is_conversation_token
+from bot.people.sites import ANONYMOUS, Customer
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bot.conversations.events import EventBus
     from bot.core.db import DatabaseWorkers
+    from bot.core.models import Conversation
     from bot.core.schemas import Answerer
     from bot.core.settings import Settings
 
@@ -82,10 +90,8 @@ TYPING_RELAY_INTERVAL_S = 2.0
 MAX_REMEMBERED_CLIENTS = 100_000
 ANSWER_QUEUE_RETRY_S = 2.0
 """What a message refused for a full answer queue is told to wait: about one answer's time."""
-CARD_WARNING = (
-    "For your security, please don't send card numbers in this chat. We never need your full "
-    "card number, CVC or password here; if you shared one, consider contacting your bank."
-)
+CARD_WARNING = translate("card_warning")
+"""In English; the customer is told in their own language (bot.core.i18n)."""
 
 
 # --- the process-wide service -----------------------------------------------------------------
@@ -122,6 +128,8 @@ class ChatService:
         # Set by close(): shutting down, no new answer starts (the questions keep their mark and
         # the next process answers them).
         self.closing = False
+        self._present: dict[str, int] = {}  # conversation id -> customer sockets open on it
+        self._presence_tasks: set[asyncio.Task[None]] = set()
 
     def note_client(self, conversation_id: str, client_ip: str) -> None:
         """Remember who opened a conversation last: its answers count against that client's
@@ -133,6 +141,35 @@ class ChatService:
 
     def client_of(self, conversation_id: str) -> str:
         return self._clients.get(conversation_id, "unknown")
+
+    # -- presence: who has a chat open (replies by e-mail wait while they do) ----------------
+
+    def customer_arrived(self, conversation_id: str) -> None:
+        self._present[conversation_id] = self._present.get(conversation_id, 0) + 1
+
+    def customer_left(self, conversation_id: str) -> None:
+        """A socket of the conversation closed; with its last one, the time is recorded, so an
+        agent's reply from now on may go out by e-mail once they stay away."""
+        count = self._present.get(conversation_id, 0) - 1
+        if count > 0:
+            self._present[conversation_id] = count
+            return
+        self._present.pop(conversation_id, None)
+        if self.closing:
+            return
+        task = asyncio.create_task(self._record_seen([conversation_id]), name="customer-left")
+        self._presence_tasks.add(task)
+        task.add_done_callback(self._presence_tasks.discard)
+
+    def present_conversations(self) -> list[str]:
+        """Conversations with a customer socket open in this process now."""
+        return list(self._present)
+
+    async def _record_seen(self, conversation_ids: list[str]) -> None:
+        try:
+            await self.database.run(lambda s: customers.mark_seen(s, conversation_ids))
+        except Exception:
+            log.exception("recording that a customer left failed")
 
     def publish(self, conversation_id: str, frames: Iterable[dict[str, Any] | Frame]) -> None:
         topic = conversation_topic(conversation_id)
@@ -186,14 +223,16 @@ class ChatService:
         article: Source | None = None,
     ) -> None:
         # One answer at a time per conversation, so answers arrive in question order.
+        logs.conversation_id.set(conversation_id)  # this task's own context (a copy)
         lock, users = self._answer_locks.get(conversation_id, (asyncio.Lock(), 0))
         self._answer_locks[conversation_id] = (lock, users + 1)
         try:
             client = self.client_of(conversation_id)
-            async with lock, self.answer_slots.slot(client, admit=False):
-                await self._answer_locked(
-                    conversation_id, question_seq, question, while_waiting, article=article
-                )
+            with metrics.timed_answer():
+                async with lock, self.answer_slots.slot(client, admit=False):
+                    await self._answer_locked(
+                        conversation_id, question_seq, question, while_waiting, article=article
+                    )
         except Exception:
             log.exception("answering %s/%s failed", conversation_id, question_seq)
         finally:
@@ -216,22 +255,29 @@ class ChatService:
         limit = self.settings.chat_history_turns
         owner = self.owner
 
-        def prepare(s: Session) -> list[Turn] | None:
+        def prepare(s: Session) -> tuple[list[Turn], str | None] | None:
+            """The history and the conversation's locale, in one transaction: every round
+            trip through the store's threads here delays the first delta (bench: one trip
+            less per answer)."""
             if owed and not store.is_unanswered(s, conversation_id, question_seq):
                 # Answered meanwhile (this task came from a late resend), or a person holds the
                 # conversation now: nothing is owed, so no mark may stay behind either.
                 store.settle_answer(s, conversation_id, question_seq, owner)
                 return None
-            return [
+            history = [
                 Turn(role="user" if m.role == "customer" else "assistant", content=m.text)
                 for m in store.recent_messages(
                     s, conversation_id, before_seq=question_seq, limit=limit
                 )
             ]
+            return history, getattr(store.get_conversation(s, conversation_id), "locale", None)
 
-        history = await self.database.run(prepare)
-        if history is None:
+        prepared = await self.database.run(prepare)
+        if prepared is None:
             return
+        history, locale = prepared
+        # Retrieval prefers articles in the customer's language (bot.knowledge.answerers).
+        answer_locale.set(locale)
         if not while_waiting:
             self.publish(conversation_id, [TypingFrame(role="bot")])
         result: AnswerResult | None = None
@@ -260,7 +306,7 @@ class ChatService:
             # No answerer, or it failed (part-way): the policy hands over, and what the customer
             # saw streaming stays the start of the stored text, so the deltas still add up.
             shown = "".join(streamed)
-            result = policy.failed_answer(shown)
+            result = policy.failed_answer(shown, locale)
             if streamed:
                 tail = result.answer[len(shown) :]
                 self.publish(conversation_id, [DeltaFrame(reply_to=question_seq, text=tail)])
@@ -285,9 +331,19 @@ class ChatService:
                 # answer was not confident enough: the bot stays silent.
                 log.info("dropped bot answer to %s/%s", conversation_id, question_seq)
                 return []
+            outcome = "escalated" if final.escalate else "answered"
+            metrics.on_commit(session, lambda: metrics.ANSWERS.labels(outcome=outcome).inc())
             return frames
 
-        self.publish(conversation_id, await self.database.run(store_answer))
+        stored = await self.database.run(store_answer)
+        if stored:
+            # Ids, numbers and the outcome only: the customer's words never reach an info line.
+            outcome = "escalated" if final.escalate else "answered"
+            log.info(
+                "bot answer stored",
+                extra={"reply_to": question_seq, "outcome": outcome, "reason": final.reason},
+            )
+        self.publish(conversation_id, stored)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for answers in flight (tests, graceful shutdown)."""
@@ -322,6 +378,9 @@ class ChatService:
 
         def claim(session: Session) -> list[tuple[str, int, str]]:
             if conversation_id is None:
+                # The start-up sweep runs in one process at a time (bot.core.leases).
+                if not try_job_lock(session, "answer-unanswered"):
+                    return []
                 store.release_unowed_answers(session)
             questions = store.take_over_unanswered(
                 session, owner, conversation_id=conversation_id, active_since=since
@@ -345,6 +404,8 @@ class _Opened:
     state: str
     last_seq: int
     replay: list[MessageFrame]
+    customer: Customer = ANONYMOUS  # who the hello spoke for (bot.people.sites)
+    resumed: bool = False  # an existing conversation: by id, or a verified customer's latest
 
 
 class ChatConnection:
@@ -373,6 +434,7 @@ class ChatConnection:
         self._forwarder: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
         self._last_typing_relay = 0.0
+        self.customer: Customer = ANONYMOUS
 
     async def run(self) -> None:
         """Serve the socket until the peer leaves or a fatal error closes it."""
@@ -387,6 +449,8 @@ class ChatConnection:
         finally:
             if self._forwarder is not None:
                 self._forwarder.cancel()
+            if self.conversation_id is not None:
+                self.service.customer_left(self.conversation_id)
 
     async def send(self, frame: Frame | dict[str, Any]) -> None:
         payload = frame.dump() if isinstance(frame, Frame) else frame
@@ -460,6 +524,8 @@ class ChatConnection:
             await self.on_choose(frame)
         elif isinstance(frame, ClientTypingFrame):
             self.on_typing()
+        elif isinstance(frame, ConversationsRequestFrame):
+            await self.on_conversations()
 
     # -- hello / resume ---------------------------------------------------------------------
 
@@ -479,6 +545,7 @@ class ChatConnection:
         if opened is None:
             return
         self.conversation_id = opened.conversation_id
+        logs.conversation_id.set(opened.conversation_id)  # on this socket's log lines from now
         self.service.note_client(opened.conversation_id, self.client_ip)
         await self.send(
             WelcomeFrame(
@@ -486,18 +553,24 @@ class ChatConnection:
                 resume_token=opened.resume_token,
                 state=opened.state,
                 last_seq=opened.last_seq,
-                resumed=frame.conversation_id is not None,
+                resumed=opened.resumed,
+                customer=customers.welcome_customer(opened.customer),
+                email_replies=self.settings.smtp_url is not None,
                 **self._availability(),
             )
         )
-        self.replayed_through = frame.last_seq
+        self.customer = opened.customer
+        self.service.customer_arrived(opened.conversation_id)
+        # A verified customer's latest conversation is replayed whole: the client's last_seq
+        # was about another conversation (or none).
+        self.replayed_through = frame.last_seq if frame.conversation_id is not None else 0
         for message in opened.replay:
             await self.send(message)
             self.delivered.add(message.seq)
             self.replayed_through = max(self.replayed_through, message.seq)
         assert self._subscription is not None
         self._forwarder = asyncio.create_task(self._forward(self._subscription))
-        if frame.conversation_id is not None:
+        if opened.resumed:
             # Any question of this conversation a stopped process left unanswered is answered
             # now (the answer arrives live on this socket): not only the last one, and without
             # waiting for the customer to resend it.
@@ -512,7 +585,8 @@ class ChatConnection:
         conversation_id = frame.conversation_id
         assert conversation_id is not None
         token = frame.resume_token or ""
-        window = timedelta(hours=self.settings.chat_resume_window_hours)
+        settings = self.settings
+        origin = self.origin
         # Subscribe before reading the store: an event published in between is then seen live.
         inner = AsyncExitStack()
         self._subscription = await inner.enter_async_context(
@@ -520,16 +594,18 @@ class ChatConnection:
         )
 
         def load(session: Session) -> _Opened | None:
-            conversation = store.verify_resume(session, conversation_id, token, max_age=window)
+            conversation = customers.verify_resume(session, settings, conversation_id, token)
             if conversation is None:
                 return None
-            replay = [
-                MessageFrame.from_message(message)
-                for message in store.messages_after(session, conversation_id, frame.last_seq)
-            ]
-            return _Opened(
-                conversation_id, token, conversation.state, conversation.last_seq, replay
-            )
+            customer = customers.identify(session, origin, frame.user)
+            if not customers.may_resume(conversation, customer):
+                return None
+            # A signed token (another device, an e-mailed link) is renewed on every resume; the
+            # conversation's own token stays what it is.
+            given = token
+            if is_conversation_token(token):
+                given = customers.signed_token(settings, conversation_id)
+            return self._opened(session, conversation, customer, frame, given)
 
         opened = None if not token else await self.service.database.run(load)
         if opened is None:
@@ -543,17 +619,70 @@ class ChatConnection:
         self._stack.push_async_exit(inner)
         return opened
 
+    def _opened(
+        self,
+        session: Session,
+        conversation: Conversation,
+        customer: Customer,
+        frame: HelloFrame,
+        token: str,
+        *,
+        after_seq: int | None = None,
+    ) -> _Opened:
+        """An existing conversation opened on this socket: who is here, and what to replay."""
+        customers.attach(session, conversation, customer, locale=frame.locale)
+        after = frame.last_seq if after_seq is None else after_seq
+        replay = [
+            MessageFrame.from_message(message)
+            for message in store.messages_after(session, conversation.id, after)
+        ]
+        return _Opened(
+            conversation.id,
+            token,
+            conversation.state,
+            conversation.last_seq,
+            replay,
+            customer=customer,
+            resumed=True,
+        )
+
     async def _create(self, frame: HelloFrame) -> _Opened:
         visitor = dict(frame.visitor) if frame.visitor else None
         origin = self.origin
+        settings = self.settings
 
-        def create(session: Session) -> tuple[str, str]:
+        def create(session: Session) -> _Opened:
+            customer = customers.identify(session, origin, frame.user)
+            latest = customers.latest_open(session, settings, customer)
+            if latest is not None:
+                # A verified customer, back on any device: their conversation goes on. Opened
+                # for real below, once subscribed.
+                return _Opened(latest.id, "", latest.state, 0, [], customer=customer, resumed=True)
             conversation, token = store.create_conversation(session, visitor=visitor, origin=origin)
-            return conversation.id, token
+            customers.attach(session, conversation, customer, locale=frame.locale)
+            return _Opened(conversation.id, token, "bot", 0, [], customer=customer)
 
-        conversation_id, token = await self.service.database.run(create)
-        await self._subscribe(conversation_id)
-        return _Opened(conversation_id, token, "bot", 0, [])
+        opened = await self.service.database.run(create)
+        await self._subscribe(opened.conversation_id)
+        if not opened.resumed:
+            return opened
+
+        def load(session: Session) -> _Opened:
+            conversation = store.get_conversation(session, opened.conversation_id)
+            assert conversation is not None
+            token = customers.signed_token(settings, conversation.id)
+            return self._opened(session, conversation, opened.customer, frame, token, after_seq=0)
+
+        return await self.service.database.run(load)
+
+    async def on_conversations(self) -> None:
+        """A verified customer's earlier conversations (an empty list for anyone else)."""
+        customer = self.customer
+        settings = self.settings
+        found = await self.service.database.run(
+            lambda s: customers.summaries(s, settings, customer)
+        )
+        await self.send(ConversationsFrame(conversations=found))
 
     def _availability(self) -> dict[str, Any]:
         """``available``/``next_opening`` as of now, for ``welcome`` and ``state`` frames: the
@@ -655,8 +784,10 @@ class ChatConnection:
                     store.take_over_answer(session, conversation_id, turn.message.seq, owner)
             if turn.created and contains_card_number(text):
                 # Told right after the message, by the system: card numbers do not belong here.
+                conversation = store.get_conversation(session, conversation_id)
+                locale = conversation.locale if conversation is not None else None
                 warning, _ = store.append_message(
-                    session, conversation_id, role="system", text=CARD_WARNING
+                    session, conversation_id, role="system", text=translate("card_warning", locale)
                 )
                 turn.frames.append(handoff.message_frame(warning))
             return MessageFrame.from_message(turn.message), turn
@@ -777,4 +908,5 @@ async def serve_chat(
 ) -> None:
     """Run the chat protocol on an accepted socket until it ends."""
     connection = ChatConnection(service, transport, client_ip=client_ip, origin=origin)
-    await connection.run()
+    with metrics.open_socket("chat"):
+        await connection.run()

@@ -41,6 +41,9 @@ GAP_REASONS = ("no_knowledge", "low_confidence")
 """Escalation reasons that mean "the knowledge base had no good answer" (not a customer's wish
 for a person, a sensitive topic or frustration, which no article would have prevented)."""
 NOT_HELPFUL = "not_helpful"
+AGENT_ANSWERED = "agent_answered"
+"""An escalation for another reason (the customer asked for a person, ...) that an agent resolved
+with replies and without attaching an article: an answer the knowledge base does not hold."""
 DISTANCE_THRESHOLD = 0.5
 """Average cosine distance (1 - similarity) below which two groups merge. Chosen on
 paraphrase sets of BANKING77 (validation split): see bench/gaps.py for the figures."""
@@ -189,7 +192,32 @@ def gap_questions(session: Session, period: Period) -> list[GapQuestion]:
         history = conversation(vote.conversation_id)
         answer = next((m for m in history if m.seq == vote.message_seq), None)
         note(vote.conversation_id, _question_of(history, answer), NOT_HELPFUL)
-    return sorted(failed.values(), key=lambda q: (q.asked_at, q.conversation_id, q.seq))
+    # Resolved by a person who attached no article but replied: the reply is the missing article.
+    for event in session.scalars(
+        select(ConversationEvent)
+        .where(ConversationEvent.conversation_id.in_(ids), ConversationEvent.kind == "state")
+        .order_by(ConversationEvent.id)
+    ):
+        data = event.data or {}
+        if data.get("to") != "resolved" or data.get("reason") != "resolved":
+            continue
+        history = conversation(event.conversation_id)
+        if any(m.role == "agent" for m in history):
+            note(event.conversation_id, _question_before(history, event.created_at), AGENT_ANSWERED)
+    # An agent named the article that answers it: a question retrieval missed, not a content gap
+    # (it becomes a learned question of that article instead, bot.knowledge.learned).
+    covered = set(
+        session.scalars(
+            select(ConversationEvent.conversation_id).where(
+                ConversationEvent.conversation_id.in_(ids),
+                ConversationEvent.kind == "answered_by_article",
+            )
+        )
+    )
+    return sorted(
+        (q for q in failed.values() if q.conversation_id not in covered),
+        key=lambda q: (q.asked_at, q.conversation_id, q.seq),
+    )
 
 
 def _question_of(history: Sequence[Message], answer: Message | None) -> Message | None:
@@ -232,10 +260,13 @@ def agent_replies(session: Session, conversation_ids: Iterable[str]) -> dict[str
 
 
 class Draft(BaseModel):
-    """What the admin editor is pre-filled with (see :func:`draft_link`)."""
+    """What the admin editor is pre-filled with (see :func:`draft_link`). ``questions``: the
+    group's customer questions, attached to the article as learned questions when it is
+    published (``POST /api/admin/learned``), so it answers them from the first day."""
 
     title: str
     body: str
+    questions: list[str] = Field(default_factory=list)
 
 
 class GapGroup(BaseModel):
@@ -243,7 +274,8 @@ class GapGroup(BaseModel):
     count: int = Field(description="Failed questions in the group.")
     conversations: int
     reasons: dict[str, int] = Field(
-        description="How the questions failed: no_knowledge, low_confidence, not_helpful."
+        description="How the questions failed: no_knowledge, low_confidence, not_helpful, "
+        "agent_answered."
     )
     questions: list[str] = Field(description="Distinct examples, most central first.")
     replies: list[str] = Field(description="Agent replies in those conversations, longest first.")
@@ -351,15 +383,16 @@ def draft_article(questions: Sequence[str], replies: Sequence[str]) -> Draft:
     else:
         lines.append("- (no agent reply yet)")
     title = draft_title(questions[0]) if questions else "New article"
-    return Draft(title=title, body="\n".join(lines) + "\n")
+    learned = [_clip(q, 300) for q in questions[:DRAFT_QUESTIONS]]
+    return Draft(title=title, body="\n".join(lines) + "\n", questions=learned)
 
 
 def draft_link(draft: Draft, page: str = DRAFT_PAGE) -> str:
     """``/admin#draft=<payload>``: the admin page opens its editor pre-filled with ``draft``.
 
-    ``payload`` is the UTF-8 JSON object ``{"title": ..., "body": ...}`` in base64url without
-    padding (RFC 4648, section 5). It travels in the fragment, so it never reaches a server
-    log, and nothing is saved until an admin presses Save.
+    ``payload`` is the UTF-8 JSON object ``{"title": ..., "body": ..., "questions": [...]}`` in
+    base64url without padding (RFC 4648, section 5). It travels in the fragment, so it never
+    reaches a server log, and nothing is saved until an admin presses Save.
     """
     raw = json.dumps(draft.model_dump(), ensure_ascii=False, separators=(",", ":"))
     payload = base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")

@@ -13,23 +13,45 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from bot import __version__
+from bot.core.logs import configure_logging
+from bot.core.metrics import process_exit
 from bot.core.settings import Settings, get_settings
 from bot.web.access_log import install_log_redaction
 from bot.web.context import AppContext
 from bot.web.deps import ContextDep
-from bot.web.routes import admin, admin_page, agents, ask, auth, chat, reports, reports_page, widget
+from bot.web.routes import (
+    admin,
+    admin_page,
+    agents,
+    ask,
+    auth,
+    chat,
+    learned,
+    ops,
+    reports,
+    reports_page,
+    resume,
+    widget,
+)
 from bot.web.routes.docs import router as docs_router
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bot.knowledge.learned import LearnedIndex
+    from ingest.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
 
 def build_context(settings: Settings) -> AppContext:
     """Open every resource the service needs; fails fast on a misconfiguration."""
-    from bot.conversations.events import EventBus
+    from bot.conversations.redis_events import make_event_bus
     from bot.core.db import DatabaseWorkers, make_engine, make_session_factory
     from bot.core.migrate import upgrade_database
     from bot.knowledge.answerers import build_answerer
@@ -47,9 +69,11 @@ def build_context(settings: Settings) -> AppContext:
     upgrade_database(engine)
     sessions = make_session_factory(engine)
     database = DatabaseWorkers(sessions)
-    events = EventBus()
+    events = make_event_bus(settings)  # Redis pub/sub when processes share redis_url
     answerer = build_answerer(settings, collection, embedder)
     writer = KnowledgeWriter(settings, embedder, answerer.retriever)
+    learned = _learned_questions(settings, sessions, embedder)
+    answerer.retriever.learned = learned
     return AppContext(
         settings=settings,
         embedder=embedder,
@@ -63,7 +87,25 @@ def build_context(settings: Settings) -> AppContext:
         chat=ChatService(settings, database, events, answerer),
         writer=writer,
         library=ArticleLibrary(settings, writer, sessions),
+        learned=learned,
     )
+
+
+def _learned_questions(
+    settings: Settings, sessions: sessionmaker[Session], embedder: Embedder
+) -> LearnedIndex:
+    """The learned questions the retriever counts as evidence, after reading the sidecar files
+    beside the articles (a fresh clone of the articles brings its learned questions)."""
+    from bot.knowledge.learned import LearnedIndex, import_sidecars
+
+    try:
+        with sessions() as session, session.begin():
+            added = import_sidecars(session, settings.kb_path)
+        if added:
+            log.info("imported %d learned question(s) from the articles folder", added)
+    except Exception:
+        log.exception("reading the learned-question files failed; the database's are used")
+    return LearnedIndex(sessions, embedder)
 
 
 async def _warm_up(warm_up: Callable[[threading.Event], None], stop: threading.Event) -> None:
@@ -102,30 +144,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from bot.conversations.outbox import run_outbox_job
+        from bot.core.leases import owner_lease
         from bot.handoff.ledger import run_outcome_job
         from bot.handoff.machine import attach_event_bus
         from ingest.locking import service_lock, service_url
 
         # One writer by design: this process owns the data directory (and so its Chroma store)
         # until it stops; local ingests hand their work to it (bot.knowledge.publishing).
+        # With shared engines (PostgreSQL, a Chroma server, Redis) several processes serve
+        # together: knowledge-base writes take turns through a PostgreSQL advisory lock
+        # (ingest.locking.ingest_lock) instead, and a local ingest writes directly.
         owner = ExitStack()
         url = service_url(settings.host, settings.port)
-        service = owner.enter_context(
-            service_lock(settings.data_dir, url, wait_s=settings.ingest_wait_s)
+        service = (
+            None
+            if settings.shared_engines
+            else owner.enter_context(
+                service_lock(settings.data_dir, url, wait_s=settings.ingest_wait_s)
+            )
         )
         try:
             ctx = build_context(settings)
         except BaseException:
             owner.close()
             raise
-        ctx.service_token = service.token
+        ctx.service_token = service.token if service is not None else None
+        # Other processes sharing the database see this one alive (its answers are not taken
+        # over) for as long as it runs.
+        try:
+            owner.enter_context(owner_lease(ctx.engine, ctx.chat.owner))
+        except BaseException:
+            owner.close()
+            raise
         app.state.ctx = ctx
         install_log_redaction()  # ?token= never reaches the access log
+        configure_logging(settings)  # log_format=json for servers other than `supportbot serve`
         attach_event_bus(ctx.engine, ctx.events)  # queue notices -> agent consoles
         # Questions a stopped process left unanswered (killed, or past the grace at shutdown).
         recovering = asyncio.create_task(_answer_unanswered(ctx), name="answer-unanswered")
         outcome_job = asyncio.create_task(
             run_outcome_job(ctx.database, ctx.settings), name="outcome-job"
+        )
+        # Replies by e-mail to customers who left (bot.conversations.outbox), and presence.
+        outbox_job = asyncio.create_task(
+            run_outbox_job(ctx.database, ctx.settings, ctx.chat.present_conversations),
+            name="email-outbox",
         )
         stop_warming = threading.Event()
         warm_up = getattr(ctx.answerer, "warm_up", None)
@@ -142,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # their mark and the next process answers them.
             await drain_answers(app)
             stop_warming.set()
-            for task in (outcome_job, warming, recovering):
+            for task in (outcome_job, outbox_job, warming, recovering):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
@@ -150,6 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ctx.database.close()
             ctx.engine.dispose()
             ctx.library.close()
+            ctx.events.close()
+            process_exit()  # this process's live gauges leave the multiprocess aggregate
             owner.close()
 
     app = FastAPI(
@@ -173,7 +239,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "warm": warming is None or warming.done(),
         }
 
-    for module in (widget, ask, chat, auth, agents, admin_page, reports, reports_page, admin):
+    for module in (
+        widget,
+        ask,
+        chat,
+        auth,
+        agents,
+        admin_page,
+        reports,
+        reports_page,
+        admin,
+        learned,
+        ops,
+        resume,
+    ):
         app.include_router(module.router)
     app.include_router(docs_router)
     return app

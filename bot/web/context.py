@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.core.db import DatabaseWorkers
     from bot.core.schemas import Answerer
     from bot.core.settings import Settings
+    from bot.knowledge.learned import LearnedIndex
     from bot.knowledge.library import ArticleLibrary
     from bot.knowledge.publishing import KnowledgeWriter
     from bot.knowledge.retrieval import Retriever
@@ -41,4 +42,5 @@ class AppContext:
     chat: ChatService
     writer: KnowledgeWriter  # the one writer of the knowledge base in this process
     library: ArticleLibrary  # articles as files, for the admin API
+    learned: LearnedIndex | None = None  # approved learned questions, as the retriever sees them
     service_token: str | None = None  # service.json's token: the local CLI's hand-off key

@@ -32,11 +32,14 @@ PUBLIC_PATHS = frozenset(
     {
         "/",
         "/healthz",
+        "/readyz",  # load balancers probe it; it names failing parts, no data
+        "/metrics",  # Prometheus scrapes it; keep it off the public site at the proxy
         "/docs",
         "/docs/oauth2-redirect",
         "/openapi.json",
         "/api/ask",
         "/ws/chat",
+        "/resume",  # the link in a reply e-mail; the signed token in it is the credential
         "/login",
         "/logout",
     }

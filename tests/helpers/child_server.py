@@ -72,7 +72,7 @@ class _NoLibrary:
 def scripted_context(settings: Any, answerer: SlowAnswerer) -> Any:
     """``bot.web.app.build_context`` without the knowledge side: the real database, bus and
     chat service, the scripted answerer."""
-    from bot.conversations.events import EventBus
+    from bot.conversations.redis_events import make_event_bus
     from bot.core.db import DatabaseWorkers, make_engine, make_session_factory
     from bot.core.migrate import upgrade_database
     from bot.live.customer import ChatService
@@ -84,7 +84,7 @@ def scripted_context(settings: Any, answerer: SlowAnswerer) -> Any:
     upgrade_database(engine)
     sessions = make_session_factory(engine)
     database = DatabaseWorkers(sessions)
-    events = EventBus()
+    events = make_event_bus(settings)  # Redis pub/sub when SUPPORTBOT_REDIS_URL is set
     none = cast(Any, None)
     return AppContext(
         settings=settings,

@@ -27,7 +27,7 @@ from bot.conversations.framekit import (
 )
 
 CID = "5f0c2a9e41d64c6b8f3f0e6b8a1d2c3e"
-CUSTOMER_TYPES = "choose, csat, feedback, handoff_request, hello, message, typing"
+CUSTOMER_TYPES = "choose, conversations, csat, feedback, handoff_request, hello, message, typing"
 AGENT_TYPES = "message, ping, typing, unwatch, watch"
 NOT_JSON = "frame is not valid JSON: Expecting value: line 1 column 1 (char 0)"
 
@@ -180,6 +180,20 @@ EXAMPLES: dict[type[Frame], dict[str, Any]] = {
     frames.CsatFrame: {"type": "csat", "score": 5},
     frames.ChooseFrame: {"type": "choose", "seq": 3, "article_id": "billing/refunds"},
     frames.ClientTypingFrame: {"type": "typing"},
+    frames.ConversationsRequestFrame: {"type": "conversations"},
+    frames.ConversationsFrame: {
+        "type": "conversations",
+        "conversations": [
+            {
+                "conversation_id": CID,
+                "resume_token": "ct1.x",
+                "state": "resolved",
+                "created_at": "2026-12-01T09:00:00+00:00",
+                "updated_at": "2026-12-01T09:05:00+00:00",
+                "last_message": "Thanks!",
+            }
+        ],
+    },
     frames.WelcomeFrame: {
         "type": "welcome",
         "conversation_id": CID,
@@ -187,6 +201,7 @@ EXAMPLES: dict[type[Frame], dict[str, Any]] = {
         "state": "bot",
         "last_seq": 0,
         "resumed": False,
+        "email_replies": False,
     },
     frames.AckFrame: {"type": "ack", "client_msg_id": "m1", "seq": 1, "duplicate": False},
     frames.DeltaFrame: {"type": "delta", "reply_to": 1, "text": "Re"},

@@ -523,6 +523,7 @@ def test_out_of_hours_tells_when_and_keeps_an_email(
         data_dir=tmp_path,
         business_hours="Mon-Fri 09:00-17:00",
         business_timezone="Europe/Berlin",
+        smtp_url="smtp://127.0.0.1:2525",  # replies by e-mail on: the notice asks for an address
         _env_file=None,
     )
     friday_night = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)

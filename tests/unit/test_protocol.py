@@ -50,6 +50,8 @@ def error_code(raw: str | bytes) -> str:
         ('{"type": "choose", "seq": 0, "article_id": "a"}', "invalid_frame"),
         ('{"type": "choose", "seq": 2, "article_id": ""}', "invalid_frame"),
         ('{"type": "hello", "last_seq": -1}', "invalid_frame"),
+        ('{"type": "hello", "locale": "not a tag"}', "invalid_frame"),
+        ('{"type": "hello", "user": {"name": "no id"}}', "invalid_frame"),
         ('{"type": "hello", "visitor": {"k": "' + "v" * 3000 + '"}}', "invalid_frame"),
         (
             json.dumps({"type": "message", "client_msg_id": "a", "text": "x" * 20_001}),
@@ -88,6 +90,7 @@ def test_client_frames_parse_to_their_models() -> None:
         "csat",
         "choose",
         "typing",
+        "conversations",
     } == CLIENT_TYPES
 
 

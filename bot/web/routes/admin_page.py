@@ -40,6 +40,12 @@ def admin_js() -> FileResponse:
     return FileResponse(PACKAGE_DIR / "static" / "admin.js", media_type="text/javascript")
 
 
+@router.get("/static/learned.js")
+def learned_js() -> FileResponse:
+    """The learned-questions review pane of the admin page."""
+    return FileResponse(PACKAGE_DIR / "static" / "learned.js", media_type="text/javascript")
+
+
 @router.get("/static/admin.css")
 def admin_css() -> FileResponse:
     return FileResponse(PACKAGE_DIR / "static" / "admin.css", media_type="text/css")

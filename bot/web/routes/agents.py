@@ -101,16 +101,33 @@ def post_message(
     return {"seq": message["seq"], "message": message}
 
 
+class ResolveIn(BaseModel):
+    article_id: str | None = Field(
+        None,
+        max_length=200,
+        description="The article that answers the customer's question: the question becomes a "
+        "candidate learned question of it, for an admin to approve.",
+    )
+
+
 @router.post("/api/agent/conversations/{conversation_id}/resolve")
 def resolve_conversation(
-    conversation_id: str, user: AgentUser, session: SessionDep, ctx: ContextDep
+    conversation_id: str,
+    user: AgentUser,
+    session: SessionDep,
+    ctx: ContextDep,
+    body: ResolveIn | None = None,
 ) -> ConversationOut:
-    """Mark it resolved: the queue item closes and the ledger records the resolution time."""
+    """Mark it resolved: the queue item closes and the ledger records the resolution time.
+    With ``article_id``, that article is recorded as the one that answers the question."""
+    article_id = body.article_id if body else None
+    if article_id and article_id not in ctx.retriever.article_titles():
+        raise HTTPException(422, f"no published article {article_id!r}")
     _act(
         session,
         ctx.events,
         conversation_id,
-        lambda: handoff.resolve(session, conversation_id, user),
+        lambda: handoff.resolve(session, conversation_id, user, article_id=article_id),
     )
     return _detail(session, conversation_id)
 

@@ -3,6 +3,9 @@
 The route only validates and delegates; answering lives in ``bot.knowledge.answerers``. When the
 answerer fails the caller gets the chat's reply to a failure (reason ``error``, an honest "something
 went wrong", escalate), from :func:`bot.handoff.policy.failed_answer`, not a 500.
+An optional ``Accept-Language`` header names the customer's language: the answerer's own
+sentences (a hand-over, "which of these?") come in it (English, German, French, Spanish; English
+otherwise) and articles written in it are preferred; article text is never translated.
 Questions are capped (``max_question_chars``): a 10,000-character paste is not a question, and it
 would cost an embedding pass and an LLM prompt for nothing.
 
@@ -19,6 +22,7 @@ import logging
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field, field_validator
 
+from bot.core.i18n import answer_locale, locale_from_accept_language
 from bot.core.ratelimit import CapacityFull
 from bot.core.schemas import AnswerResult, Turn
 from bot.handoff.policy import failed_answer
@@ -84,6 +88,10 @@ async def ask(body: AskRequest, request: Request, ctx: ContextDep) -> AnswerResu
             f"too many questions; retry after {refused.retry_after_header} s",
             headers={"Retry-After": refused.retry_after_header},
         )
+    # The customer's language (Accept-Language, optional): the answerer's own sentences are
+    # said in it and articles in it are preferred, as the chat does with its locale.
+    locale = locale_from_accept_language(request.headers.get("accept-language"))
+    answer_locale.set(locale)  # this request's own context
     result: AnswerResult | None = None
     try:
         async with ctx.chat.answer_slots.slot(client, timeout=ctx.settings.ask_queue_wait_s):
@@ -106,4 +114,4 @@ async def ask(body: AskRequest, request: Request, ctx: ContextDep) -> AnswerResu
             "every answer slot is busy; retry in a moment",
             headers={"Retry-After": str(QUEUE_FULL_RETRY_S)},
         ) from None
-    return result if result is not None else failed_answer()
+    return result if result is not None else failed_answer(locale=locale)

@@ -8,17 +8,30 @@ from fastapi import APIRouter, WebSocket
 from bot.conversations.frames import CLOSE_POLICY_VIOLATION
 from bot.live.customer import serve_chat
 from bot.live.transport import StarletteTransport, origin_allowed
+from bot.people.sites import site_by_origin
 from bot.web import proxies
+from bot.web.context import AppContext
 from bot.web.deps import ContextDep
 
 router = APIRouter(tags=["chat"])
+
+
+async def _registered_site(ctx: AppContext, origin: str | None) -> bool:
+    """Sites added with ``supportbot site add`` may open the chat too (read per handshake, so
+    a site added or removed while the service runs counts at once)."""
+    if not origin:
+        return False
+    site = await ctx.database.run(lambda s: site_by_origin(s, origin))
+    return site is not None
 
 
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket, ctx: ContextDep) -> None:
     """Customer chat. Refused with HTTP 403 (close 1008) when the page's origin is not allowed."""
     origin = websocket.headers.get("origin")
-    if not origin_allowed(origin, ctx.settings.allowed_origins, websocket.headers.get("host")):
+    if not origin_allowed(
+        origin, ctx.settings.allowed_origins, websocket.headers.get("host")
+    ) and not await _registered_site(ctx, origin):
         await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="origin not allowed")
         return
     await websocket.accept()

@@ -317,6 +317,7 @@
     renderPreview();
     state.lastSaved = snapshot();
     state.dirty = false;
+    document.dispatchEvent(new CustomEvent("supportbot:article", { detail: article })); // learned.js
     if (!$("history").hidden) {
       if (article) loadHistory();
       else toggleHistory(false);
@@ -381,6 +382,7 @@
         : await api("PUT", articlePath(state.current.id), payload);
       state.saves += 1;
       fill(article);
+      document.dispatchEvent(new CustomEvent("supportbot:saved", { detail: { article, creating } }));
       show("editor-notice", (creating ? "Created" : "Saved") + " version " + article.version + " · " + indexStatus(article).text + ".");
       await loadList();
     } catch (err) {
@@ -645,7 +647,8 @@
 
 // --- a drafted article from the dashboard's content gaps --------------------------------------
 // /admin#draft=<payload> opens the editor on a new article pre-filled with a draft: <payload> is
-// the UTF-8 JSON object {"title": string, "body": string} in base64url without padding (RFC 4648,
+// the UTF-8 JSON object {"title": string, "body": string, "questions"?: [string]} in base64url
+// without padding (RFC 4648,
 // section 5), made by bot/reports/gaps.py (draft_link). Nothing is saved until the admin presses
 // Save; the fragment is removed so a reload does not fill the form again.
 (function openDraftFromLink() {
@@ -671,6 +674,11 @@
   if (title.value || body.value) return; // the admin kept their unsaved work
   title.value = draft.title.slice(0, 300);
   body.value = draft.body.slice(0, 100000);
+  if (Array.isArray(draft.questions)) {
+    // learned.js attaches them to the article as learned questions when it is first saved.
+    const questions = draft.questions.filter((q) => typeof q === "string").slice(0, 100);
+    window.supportbotDraftQuestions = questions; // read by learned.js (it loads after this file)
+  }
   // The editor's own input handler renders the preview and marks the form as unsaved.
   title.form.dispatchEvent(new Event("input", { bubbles: true }));
   const notice = document.getElementById("editor-notice");

@@ -231,13 +231,53 @@
         li.textContent = s.title || s.article_id;
       }
       li.append(el("span", "score", " " + Math.round((s.score || 0) * 100) + "%"));
+      if (!$("resolve-btn").hidden) {
+        const answers = el("button", "link-button", "Answers it: resolve");
+        answers.type = "button";
+        answers.setAttribute("aria-label", "Resolve with “" + (s.title || s.article_id) + "” as the answer");
+        answers.addEventListener("click", () => act("resolve", { article_id: s.article_id }));
+        li.append(" ", answers);
+      }
       sources.append(li);
     }
     if (!data.sources.length) sources.append(el("li", "hint", "none"));
+    renderCustomer(data);
     const esc = data.escalation;
     $("escalation-detail").textContent = esc
       ? (esc.reason || "").replace(/_/g, " ") + (esc.queue_detail ? " — " + esc.queue_detail : "")
       : "Not escalated.";
+  }
+
+  // Who the customer is (from their site's page; "verified" when its hash proved it) and,
+  // for a verified customer, their earlier conversations: each opens here.
+  function renderCustomer(data) {
+    const box = $("customer-info");
+    if (!box) return;
+    box.replaceChildren();
+    const c = data.customer;
+    if (!c) {
+      box.append(el("p", "", "Anonymous visitor."));
+      return;
+    }
+    const who = el("p", "customer-name", (c.name || c.id) + (c.verified ? " ✓ verified" : " (not verified)"));
+    box.append(who);
+    if (c.email) box.append(el("p", "customer-email", c.email));
+    if (c.site) box.append(el("p", "customer-site", c.site));
+    const earlier = data.earlier_conversations || [];
+    if (!earlier.length) return;
+    box.append(el("p", "", "Earlier conversations:"));
+    const list = el("ul", "earlier-conversations");
+    for (const other of earlier) {
+      const li = el("li");
+      const button = el("button", "link", new Date(other.created_at).toLocaleDateString() + " · " +
+        other.state + (other.last_message ? " · " + other.last_message.slice(0, 60) : ""));
+      button.type = "button";
+      button.dataset.conversationId = other.id;
+      button.addEventListener("click", () => openConversation(other.id));
+      li.append(button);
+      list.append(li);
+    }
+    box.append(list);
   }
 
   async function openConversation(id) {
@@ -249,11 +289,11 @@
     renderConversation(await api("GET", "/api/agent/conversations/" + encodeURIComponent(id)));
   }
 
-  async function act(action) {
+  async function act(action, body) {
     if (!state.current) return;
     showError("");
     try {
-      const data = await api("POST", "/api/agent/conversations/" + encodeURIComponent(state.current) + "/" + action);
+      const data = await api("POST", "/api/agent/conversations/" + encodeURIComponent(state.current) + "/" + action, body);
       renderConversation(data);
       await loadQueue();
     } catch (err) {
@@ -262,7 +302,12 @@
   }
 
   $("claim-btn").addEventListener("click", () => act("claim"));
-  $("resolve-btn").addEventListener("click", () => act("resolve"));
+  // Resolve, optionally naming the article that answers the question (docs/agents.md): the
+  // question becomes a candidate learned question of it for an admin to approve.
+  $("resolve-btn").addEventListener("click", () => {
+    const articleId = $("resolve-article").value.trim();
+    act("resolve", articleId ? { article_id: articleId } : undefined);
+  });
   $("handback-btn").addEventListener("click", () => act("handback"));
 
   $("reply-form").addEventListener("submit", async (event) => {
