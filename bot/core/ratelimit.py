@@ -120,6 +120,10 @@ class RateLimiter:
                 return Refusal(check.scope, self.retry_after(check))
         return None
 
+    def exhausted(self, check: Check) -> bool:
+        """True when one more hit would exceed ``check`` (nothing is counted)."""
+        return not self.strategy.test(check.rate.item, *self._key(check))
+
     def retry_after(self, check: Check) -> float:
         """Seconds until one more hit fits ``check``."""
         stats = self.strategy.get_window_stats(check.rate.item, *self._key(check))
@@ -231,6 +235,7 @@ class ServiceLimits:
     ask_ip: Rate
     ask_global: Rate
     refusals_connection: Rate
+    closures_ip: Rate
 
     @classmethod
     def from_settings(cls, s: Settings) -> ServiceLimits:
@@ -258,6 +263,7 @@ class ServiceLimits:
             refusals_connection=Rate(
                 s.chat_close_after_refusals, max(1, math.ceil(s.chat_refusal_window_s))
             ),
+            closures_ip=Rate(s.chat_ip_closures, max(1, math.ceil(s.chat_refusal_window_s))),
         )
 
 
@@ -306,6 +312,15 @@ class Gatekeeper:
     def ask(self, ip: str) -> Refusal | None:
         lim = self.limits
         return self._hit([Check("ip_ask", lim.ask_ip, ip), Check("ask", lim.ask_global, "*")])
+
+    def socket_closed_for_abuse(self, ip: str) -> None:
+        """Count a socket of ``ip`` closed with 1008 (see :meth:`sockets_refused`)."""
+        self.limiter.hit(Check("ip_closures", self.limits.closures_ip, ip))
+
+    def sockets_refused(self, ip: str) -> bool:
+        """True while ``ip`` has had too many sockets closed for abuse recently: its next
+        sockets are refused at the handshake, before any session work."""
+        return self.limiter.exhausted(Check("ip_closures", self.limits.closures_ip, ip))
 
     def refusal_strike(self, connection: str) -> bool:
         """Count a refusal against a connection; False when it has had too many recently (the

@@ -338,6 +338,13 @@ class Settings(BaseSettings):
     chat_refusal_window_s: float = Field(
         30.0, gt=0, description="The window of chat_close_after_refusals."
     )
+    chat_ip_closures: int = Field(
+        3,
+        ge=1,
+        description="A client IP whose sockets were closed with 1008 this many times within "
+        "chat_refusal_window_s has its next sockets refused at the handshake (HTTP 403) until "
+        "the window passes: a flood then costs the service a refused upgrade, not a session.",
+    )
 
     # --- answer capacity (chat and /api/ask share it) ---------------------------------------
     answer_concurrency: int = Field(

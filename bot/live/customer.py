@@ -497,6 +497,7 @@ class ChatConnection:
         if not self.over_limit:
             return True
         log.info("closing a chat socket from %s: far over its rate limits", self.client_ip)
+        self.service.gate.socket_closed_for_abuse(self.client_ip)
         await self.transport.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
         return False
 

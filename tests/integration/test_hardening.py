@@ -305,6 +305,33 @@ async def test_socket_far_over_its_limit_is_closed_1008(tmp_path: Path) -> None:
         assert codes == ["invalid_json"] * 5 + ["rate_limited"] * 4
 
 
+async def test_an_ip_whose_sockets_keep_getting_closed_is_refused_at_the_handshake(
+    tmp_path: Path,
+) -> None:
+    """A flood that reconnects after every 1008 costs the service a refused upgrade, not a new
+    session each time (bench/faults.py, the one-IP flood)."""
+    from websockets.exceptions import InvalidStatus
+
+    with live(
+        tmp_path,
+        chat_rate_frames_burst=2,
+        chat_rate_frames_per_second=0.01,
+        chat_close_after_refusals=1,
+        chat_ip_closures=2,
+    ) as server:
+        for _ in range(2):
+            async with chat_connect(server.url) as ws:
+                with pytest.raises(ConnectionClosed):
+                    for _ in range(10):
+                        await ws.send("not json")
+                        await recv(ws)
+                assert ws.close_code == 1008
+        with pytest.raises(InvalidStatus) as refused:
+            async with chat_connect(server.url):
+                pass
+        assert refused.value.response.status_code == 403
+
+
 async def test_socket_far_over_its_message_limit_is_closed_but_a_patient_one_is_not(
     tmp_path: Path,
 ) -> None:

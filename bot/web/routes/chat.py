@@ -34,6 +34,10 @@ async def chat_socket(websocket: WebSocket, ctx: ContextDep) -> None:
     ) and not await _registered_site(ctx, origin):
         await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="origin not allowed")
         return
-    await websocket.accept()
     client_ip = proxies.client_ip(websocket, ctx.settings.trusted_proxies)
+    if ctx.chat.gate.sockets_refused(client_ip):
+        # Its sockets were closed for flooding again and again: refused until the window passes.
+        await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="rate limit exceeded")
+        return
+    await websocket.accept()
     await serve_chat(ctx.chat, StarletteTransport(websocket), client_ip=client_ip, origin=origin)
