@@ -19,7 +19,7 @@ import pytest
 
 from bot.core.settings import Settings
 from ingest.embedder import Embedder
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES
 
 pytestmark = [
     pytest.mark.e2e,
@@ -87,22 +87,6 @@ WATCH_STREAMING = """() => {
     if (node && node.textContent) window.__streamed.push(node.textContent);
   }).observe(log, {childList: true, subtree: true, characterData: true, attributes: true});
 }"""
-# Records every frame the page receives (__frames) and sends (__sent) on its sockets; installed
-# before the page's own scripts run.
-RECORD_FRAMES = """(() => {
-  window.__frames = [];
-  window.__sent = [];
-  const Native = window.WebSocket;
-  window.WebSocket = function (url, protocols) {
-    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
-    ws.addEventListener('message', (e) => window.__frames.push(JSON.parse(e.data)));
-    const send = ws.send.bind(ws);
-    ws.send = (data) => { window.__sent.push(JSON.parse(data)); send(data); };
-    return ws;
-  };
-  window.WebSocket.prototype = Native.prototype;
-  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-})();"""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import pytest
 from bot.core.db import transaction
 from bot.core.settings import Settings
 from bot.people.users import create_user
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES
 
 pytestmark = [
     pytest.mark.e2e,
@@ -38,21 +38,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 PASSWORD = "agent-password-1"
 QUESTION = "Where is my parcel?"
 ANSWER = "Returns are free within 30 days."
-# Records the frames the page sends (__sent) and receives (__frames) on its sockets.
-RECORD_FRAMES = """(() => {
-  window.__frames = [];
-  window.__sent = [];
-  const Native = window.WebSocket;
-  window.WebSocket = function (url, protocols) {
-    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
-    ws.addEventListener('message', (e) => window.__frames.push(JSON.parse(e.data)));
-    const send = ws.send.bind(ws);
-    ws.send = (data) => { window.__sent.push(JSON.parse(data)); send(data); };
-    return ws;
-  };
-  window.WebSocket.prototype = Native.prototype;
-  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-})();"""
 
 
 class Shop:

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from bot.core.db import transaction
 from bot.core.settings import Settings
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES
 
 pytestmark = [
     pytest.mark.e2e,
@@ -40,21 +40,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-# Records the frames the page sends (__sent) and receives (__frames) on its sockets.
-RECORD_FRAMES = """(() => {
-  window.__frames = [];
-  window.__sent = [];
-  const Native = window.WebSocket;
-  window.WebSocket = function (url, protocols) {
-    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
-    ws.addEventListener('message', (e) => window.__frames.push(JSON.parse(e.data)));
-    const send = ws.send.bind(ws);
-    ws.send = (data) => { window.__sent.push(JSON.parse(data)); send(data); };
-    return ws;
-  };
-  window.WebSocket.prototype = Native.prototype;
-  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-})();"""
 
 
 class Shop:
