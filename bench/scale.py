@@ -11,7 +11,7 @@ chunks):
   sentence re-rank over cached vectors); one query embedding (about 10-15 ms, measured below)
   comes on top, whatever the size. The warm-up is measured with the random vectors and
   *projected* with the real model's measured sentences per second;
-- both lexical engines in the same run, on the same tokens (``bot.knowledge.text.tokenize``):
+- both lexical engines in the same run, on the same tokens (``bot.core.text.tokenize``):
   the hand-written postings index (``PostingsBM25``, the baseline) and bm25s's sparse matrix
   (``SparseBM25``): build time and traced memory, query latency alone, and the whole
   ``Retriever.search`` p50/p95 for one client with each.
@@ -237,8 +237,8 @@ def bench_kb_size(
     import chromadb
 
     from bot.core.settings import Settings
+    from bot.core.text import tokenize
     from bot.knowledge import lexical, retrieval
-    from bot.knowledge.text import tokenize
 
     rows = synthetic_kb(size)
     print(f"[kb {size}] generated {len(rows)} chunks", flush=True)
@@ -387,8 +387,8 @@ def bench_lexical(size: int, queries: int) -> dict[str, Any]:
     the best ``retrieval_bm25_k`` chunks (``top``), and the full score map (``scores``)."""
     import bm25s  # noqa: F401  (imported before any timing: its import is not the build)
 
+    from bot.core.text import tokenize
     from bot.knowledge import lexical, retrieval
-    from bot.knowledge.text import tokenize
 
     rows = synthetic_kb(size)
     tokens = [tokenize(retrieval.chunk_search_text(text, meta)) for _, text, meta in rows]

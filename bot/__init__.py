@@ -1,6 +1,6 @@
 """Supportbot: the service. Subpackages by concept, imports only go down this list:
 
-- ``bot.core``: settings, database, models, migrations, shared data shapes
+- ``bot.core``: settings, database, models, migrations, shared data shapes, the text toolkit
 - ``bot.knowledge``: retrieval, answerability, answerers (imports ``ingest`` too)
 - ``bot.people``: users and credentials
 - ``bot.conversations``: frames, the conversation store, the event bus

@@ -13,8 +13,11 @@ The order of operations is what makes this safe to interrupt and cheap to repeat
    file is gone from the folder being ingested are deleted. Deletion is scoped to that folder,
    so ingesting another folder never removes the first one's articles.
 4. **Write** in groups of articles: embed all of a group's chunks in one ``encode`` call (batching
-   is what makes the model fast), mark the group pending, upsert its chunks under their stable
-   ids, drop chunk ids an article no longer has, record the ledger rows.
+   is what makes the model fast), and their units (sentences, list items, the title/heading
+   line: what retrieval compares a question with, ``ingest.unitvectors``), mark the group
+   pending, upsert its chunks under their stable ids and its units beside them, drop chunk ids
+   (and their units) an article no longer has, record the ledger rows. A store written before
+   unit vectors existed gets the units of its unchanged chunks in the same run.
 5. If anything changed, bump ``{data_dir}/kb_generation`` (the ``kb_generation`` row of a shared
    database) so the retrieval side (its BM25 index mirrors Chroma) knows to reload.
 
@@ -37,12 +40,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.chunking import CHUNKER_VERSION, Chunk, chunk_article, chunk_id
-from ingest.embedder import LazyEmbedder
+from ingest.embedder import SHORT_BATCH, LazyEmbedder
 from ingest.ledger import Ledger, LedgerRow, bump_shared_generation, read_shared_generation
 from ingest.loaders import Article, load_folder
 from ingest.locking import DEFAULT_LOCK_TIMEOUT_S, ingest_lock
 from ingest.screening import HeldArticle, record_held, screen_article, screen_text
 from ingest.store import open_client, open_collection
+from ingest.unitvectors import (
+    ChunkUnits,
+    UnitSplitter,
+    create_units_collection,
+    default_splitter,
+    definition_print,
+    delete_units,
+    find_units_collection,
+    is_complete,
+    mark_complete,
+    split_chunk,
+    stored_vectors,
+    write_units,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -62,6 +79,9 @@ EMBED_GROUP_CHUNKS = 256
 model to batch efficiently, small enough that a progress bar moves and a crash loses little."""
 
 GENERATION_FILE = "kb_generation"
+
+FILL_PAGE = 2_000
+"""Chunks read per ``get`` when the units of a store's unchanged chunks are filled in."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,7 @@ class IngestReport:
     held: list[HeldArticle] = field(default_factory=list)
     chunks_written: int = 0
     chunks_embedded: int = 0
+    units_embedded: int = 0
     chunks_deleted: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -122,6 +143,7 @@ class IngestReport:
             ],
             "chunks_written": self.chunks_written,
             "chunks_embedded": self.chunks_embedded,
+            "units_embedded": self.units_embedded,
             "chunks_deleted": self.chunks_deleted,
             "chunks_total": self.chunks_total,
             "seconds": round(self.seconds, 3),
@@ -172,12 +194,15 @@ def index_paths(
     *,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     write_gate: WriteGate | None = None,
+    units: UnitSplitter | None = None,
 ) -> IngestReport:
     """Index folders or files (default: ``settings.kb_path``) incrementally.
 
     Articles whose files vanished from a given folder are deleted; bad files are reported in
     ``failed`` and their previously indexed version is kept. Without an ``embedder`` the
-    configured one is loaded only if something must be chunked or embedded.
+    configured one is loaded only if something must be chunked or embedded. ``units`` splits a
+    chunk into the units whose vectors are stored beside it (default: retrieval's
+    ``chunk_units``).
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -219,7 +244,16 @@ def index_paths(
         return any(source == scope or scope in source.parents for scope in scopes)
 
     _sync(
-        articles, settings, embedder, progress, report, in_scope, lock_timeout_s, write_gate, held
+        articles,
+        settings,
+        embedder,
+        progress,
+        report,
+        in_scope,
+        lock_timeout_s,
+        write_gate,
+        held,
+        units,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -234,6 +268,7 @@ def index_articles(
     delete_missing: bool = False,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     write_gate: WriteGate | None = None,
+    units: UnitSplitter | None = None,
 ) -> IngestReport:
     """Index articles given as objects (the admin API's publish); unchanged ones are skipped.
 
@@ -256,6 +291,7 @@ def index_articles(
         lock_timeout_s,
         write_gate,
         held,
+        units,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -366,6 +402,7 @@ def _sync(
     lock_timeout_s: float,
     write_gate: WriteGate | None = None,
     held: Sequence[Article] = (),
+    units: UnitSplitter | None = None,
 ) -> None:
     """Plan, embed, then write. Only the last step changes the store, and it runs inside
     ``write_gate`` (the service holds its questions off there), so questions wait for the
@@ -373,6 +410,7 @@ def _sync(
     held text is what the index holds (indexed before screening existed) is removed from it."""
     gate = write_gate or nullcontext
     model = _lazy(embedder, settings)
+    splitter = units or default_splitter()
     bounds: tuple[int, int] | None = None  # asked of the model when the first article is chunked
     with ingest_lock(settings, lock_timeout_s):
         store = _Store.open(settings, model)
@@ -412,12 +450,19 @@ def _sync(
                     )
                     continue
                 plan.append((article, chunks, new_print, row))
-            embedded = _embed_plan(store, model, plan, report, progress)
-            if gone or moved or embedded:
+            backfill = _missing_units(store, model, splitter, plan, gone, report)
+            embedded = _embed_plan(store, model, splitter, plan, report, progress)
+            if gone or moved or embedded or backfill is not None:
                 with gate():
+                    if backfill is not None:  # a new unit collection, then fill it
+                        store.units = create_units_collection(store.client, store.name, model.name)
+                        write_units(store.units, backfill, store.max_batch)
                     _delete(store, ledger, gone, report)
                     ledger.record(moved)
                     _store_plan(store, ledger, embedded, report)
+                    if backfill is not None:
+                        assert store.units is not None
+                        mark_complete(store.units, model.name, definition_print(splitter))
                     if report.changed:
                         report.generation = _bump_generation(settings)
             if not report.changed:
@@ -443,17 +488,20 @@ class _Store:
     collection: Collection
     max_batch: int
     confirmed: bool
+    units: Collection | None = None
+    """The unit vectors beside the chunks (``ingest.unitvectors``); None before the first."""
 
     @classmethod
     def open(cls, settings: Settings, embedder: LazyEmbedder) -> _Store:
         client = open_client(settings)
         max_batch = max(1, min(5000, int(client.get_max_batch_size())))
+        units = find_units_collection(client, settings.collection)
         if not embedder.loaded:
             existing = _existing_collection(client, settings.collection)
             if existing is not None and (existing.metadata or {}).get("embedder") == embedder.name:
-                return cls(client, settings.collection, existing, max_batch, confirmed=False)
+                return cls(client, settings.collection, existing, max_batch, False, units)
         collection = open_collection(client, settings.collection, embedder.load())
-        return cls(client, settings.collection, collection, max_batch, confirmed=True)
+        return cls(client, settings.collection, collection, max_batch, True, units)
 
     def confirm(self, embedder: LazyEmbedder) -> None:
         """Refuse to write vectors of another model than the collection's (same name, other
@@ -463,6 +511,9 @@ class _Store:
             self.confirmed = True
 
     def delete(self, ids: Sequence[str]) -> None:
+        """Remove chunks and their units (units first: a chunk left without units costs a
+        reader some embedding, units left without a chunk would never be removed)."""
+        delete_units(self.units, ids)
         for start in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[start : start + self.max_batch]))
 
@@ -543,15 +594,27 @@ def _delete(
 _Group = list[tuple[Article, list[Chunk], str, LedgerRow | None]]
 
 
+@dataclass
+class _Embedded:
+    """One group of the plan, embedded: its chunks, their vectors, their units' vectors."""
+
+    group: _Group
+    chunks: list[Chunk]
+    vectors: Any
+    units: list[ChunkUnits]
+
+
 def _embed_plan(
     store: _Store,
     embedder: LazyEmbedder,
+    splitter: UnitSplitter,
     plan: _Group,
     report: IngestReport,
     progress: ProgressCallback | None,
-) -> list[tuple[_Group, list[Chunk], Any]]:
+) -> list[_Embedded]:
     """Every group of the plan with its chunks and their vectors (float32, so a large ingest
-    holds about 1.5 KB a chunk until it is written). Reads the store, never writes it."""
+    holds about 1.5 KB a chunk, and about as much per sentence, until it is written). Reads the
+    store, never writes it."""
     import numpy as np
 
     total = sum(len(chunks) for _, chunks, _, _ in plan)
@@ -560,7 +623,7 @@ def _embed_plan(
         store.confirm(embedder)
     if progress:
         progress("embed", 0, total)
-    embedded: list[tuple[_Group, list[Chunk], Any]] = []
+    embedded: list[_Embedded] = []
     for group in _groups(plan, EMBED_GROUP_CHUNKS):
         chunks = [chunk for _, article_chunks, _, _ in group for chunk in article_chunks]
 
@@ -569,7 +632,9 @@ def _embed_plan(
                 progress("embed", done + min(count, size), total)
 
         vectors = _embed(store, embedder, group, chunks, report, reached)
-        embedded.append((group, chunks, np.asarray(vectors, dtype=np.float32)))
+        units = [split_chunk(splitter, c.id, c.text, c.metadata) for c in chunks]
+        _embed_units(embedder, units, report, reusable=_previous_units(store, group))
+        embedded.append(_Embedded(group, chunks, np.asarray(vectors, dtype=np.float32), units))
         done += len(chunks)
         if progress:
             progress("embed", done, total)
@@ -579,12 +644,13 @@ def _embed_plan(
 def _store_plan(
     store: _Store,
     ledger: Ledger,
-    embedded: list[tuple[_Group, list[Chunk], Any]],
+    embedded: list[_Embedded],
     report: IngestReport,
 ) -> None:
     """Write embedded groups: each is marked pending in the ledger first, so a crash part-way
     is repaired by the next run (:func:`_plan_reconcile`)."""
-    for group, chunks, vectors in embedded:
+    for item in embedded:
+        group, chunks, vectors = item.group, item.chunks, item.vectors
         ledger.mark_pending(
             [article.id for article, _, _, _ in group],
             {article.id: article.source_path for article, _, _, _ in group},
@@ -605,6 +671,8 @@ def _store_plan(
             for index in range(len(article_chunks), row.chunk_count)
         ]
         store.delete(stale)
+        assert store.units is not None  # made by _sync before the first write
+        write_units(store.units, item.units, store.max_batch)
         ledger.record(
             LedgerRow(article.id, article.source_path, new_print, len(article_chunks), False)
             for article, article_chunks, new_print, _ in group
@@ -613,6 +681,77 @@ def _store_plan(
             (report.updated if row is not None else report.added).append(article.id)
         report.chunks_written += len(chunks)
         report.chunks_deleted += len(stale)
+
+
+def _missing_units(
+    store: _Store,
+    embedder: LazyEmbedder,
+    splitter: UnitSplitter,
+    plan: _Group,
+    gone: Sequence[LedgerRow],
+    report: IngestReport,
+) -> list[ChunkUnits] | None:
+    """None when the unit collection covers every stored chunk; else the units of the chunks
+    this run keeps as they are, embedded (a store indexed before unit vectors existed, or in
+    an older unit format, or a fill that was interrupted). Reads the store, never writes it."""
+    if is_complete(store.units, embedder.name, definition_print(splitter)):
+        return None
+    rewritten = {article.id for article, _, _, _ in plan} | {row.article_id for row in gone}
+    kept: list[ChunkUnits] = []
+    offset = 0
+    while True:
+        got = store.collection.get(
+            include=["documents", "metadatas"], limit=FILL_PAGE, offset=offset
+        )
+        for cid, text, meta in zip(
+            got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+        ):
+            metadata = dict(meta or {})
+            if str(metadata.get("source") or metadata.get("article_id") or "") not in rewritten:
+                kept.append(split_chunk(splitter, cid, text or "", metadata))
+        offset += len(got["ids"])
+        if len(got["ids"]) < FILL_PAGE:
+            break
+    if any(c.texts for c in kept):
+        store.confirm(embedder)
+    _embed_units(embedder, kept, report, reusable={})
+    return kept
+
+
+def _previous_units(store: _Store, group: _Group) -> dict[str, Any]:
+    """Unit text -> stored vector over the chunks the group's articles have now: an edit
+    embeds the sentences it changed, not the whole article again."""
+    previous = [
+        chunk_id(article.id, index)
+        for article, _, _, row in group
+        if row is not None
+        for index in range(row.chunk_count)
+    ]
+    if not previous or store.units is None:
+        return {}
+    return stored_vectors(store.units, previous)
+
+
+def _embed_units(
+    embedder: LazyEmbedder,
+    chunks: Sequence[ChunkUnits],
+    report: IngestReport,
+    reusable: dict[str, Any],
+) -> None:
+    """Fill each chunk's unit ``vectors``, embedding only texts not in ``reusable``."""
+    import numpy as np
+
+    known = dict(reusable)
+    missing = list(dict.fromkeys(t for c in chunks for t in c.texts if t not in known))
+    missing.sort(key=len, reverse=True)  # one length per model batch: little padding
+    step = 4 * max(embedder.batch_size, SHORT_BATCH)
+    for start in range(0, len(missing), step):
+        part = missing[start : start + step]
+        known.update(zip(part, embedder.encode_short(part), strict=True))
+        report.units_embedded += len(part)
+    for chunk in chunks:
+        if chunk.texts:
+            chunk.vectors = np.asarray([known[t] for t in chunk.texts], dtype=np.float32)
 
 
 def _embed(

@@ -63,8 +63,19 @@ class EventBus:
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         with self._lock:
             subscribers = list(self._subscribers.get(topic, ()))
+        if not subscribers:
+            return
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # a plain thread (a sync route, a store worker)
+            here = None
         for subscription in subscribers:
-            subscription.loop.call_soon_threadsafe(subscription._deliver, payload)
+            if subscription.loop is here:
+                # On the subscriber's own loop (every chat frame): queued directly, without
+                # the thread-safe path's wake-up write to the loop's self-pipe per frame.
+                subscription.loop.call_soon(subscription._deliver, payload)
+            else:
+                subscription.loop.call_soon_threadsafe(subscription._deliver, payload)
 
     @asynccontextmanager
     async def subscribe(self, *topics: str) -> AsyncIterator[Subscription]:

@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import aware, utcnow
 from bot.core.models import Conversation, ConversationEvent, Message, Outcome
+from bot.core.text import content_similarity
 from bot.handoff.triggers import REPHRASE_THRESHOLD
-from bot.knowledge.text import content_similarity
 
 if TYPE_CHECKING:
     from bot.core.db import DatabaseWorkers

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.text import content_similarity, normalise
 from bot.knowledge.intents import asks_for_human
-from bot.knowledge.text import content_similarity, normalise
 
 # --- sensitive topics -----------------------------------------------------------------------
 

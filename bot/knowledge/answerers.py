@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.core.i18n import answer_locale, language_of, translate
 from bot.core.privacy import mask_personal_data
 from bot.core.schemas import AnswerResult, Source, Turn
+from bot.core.text import LIST_ITEM, sentences, tokenize
 from bot.knowledge.answerability import (
     Verdict,
     article_score,
@@ -39,7 +40,6 @@ from bot.knowledge.answerability import (
 )
 from bot.knowledge.retrieval import ArticleHit, ChunkHit, Retriever
 from bot.knowledge.rewrite import llm_rewrite, resolve_follow_up
-from bot.knowledge.text import LIST_ITEM, sentences, tokenize
 from ingest.screening import LinkStream, drop_foreign_links, hosts_of, url_allowed
 
 if TYPE_CHECKING:

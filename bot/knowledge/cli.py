@@ -98,6 +98,11 @@ def eval_command(
     max_wrong_rate: float | None = typer.Option(
         None, help="Exit 1 when the wrong-answer rate exceeds this (a regression gate)."
     ),
+    min_resolved: float | None = typer.Option(
+        None,
+        help="Exit 1 when the share of answerable questions answered right or resolved with "
+        "one choice falls below this (a gate against a bot that hands everything over).",
+    ),
     max_choices: int | None = typer.Option(
         None,
         min=0,
@@ -164,6 +169,9 @@ def eval_command(
     wrong = report["at_threshold"]["wrong_answer_rate"]
     if max_wrong_rate is not None and wrong > max_wrong_rate:
         failed.append(f"wrong-answer rate {wrong:.3f} > {max_wrong_rate}")
+    resolved = report["at_threshold"].get("answerable_resolved")
+    if min_resolved is not None and resolved is not None and resolved < min_resolved:
+        failed.append(f"answerable resolved {resolved:.3f} < {min_resolved}")
     if failed:
         Console(stderr=True).print("[red]quality gate failed:[/] " + "; ".join(failed))
         raise typer.Exit(1)

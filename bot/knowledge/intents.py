@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from bot.knowledge.text import normalise
+from bot.core.text import normalise
 
 _PERSON = (
     r"(?:one\s+of\s+(?:your|the)\s+)?"

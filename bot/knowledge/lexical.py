@@ -3,7 +3,7 @@
 ``bot.knowledge.retrieval`` needs two things of a lexical index: the BM25 score of every chunk
 that shares a term with the question (:meth:`scores`, chunk row -> score), and each term's idf
 (:attr:`idf`, for the answerability's term coverage). Tokenizing and stemming stay in
-``bot.knowledge.text``: both engines take the same token lists, so switching engines changes
+``bot.core.text``: both engines take the same token lists, so switching engines changes
 speed, not which words match.
 
 :class:`PostingsBM25` is the original hand-written index: a dict of postings lists, scored in

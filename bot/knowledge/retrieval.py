@@ -14,8 +14,9 @@ The BM25 index lives in process memory and is rebuilt from ``collection.get()`` 
 knowledge base changes: the ingest pipeline bumps an integer in ``{data_dir}/kb_generation`` (in
 the shared database's ``kb_generation`` row when processes share one, so a process follows
 another's publish at its next query) after every change, and a per-query check of that number
-(plus the chunk count, for stores written without the counter) keeps the lexical side in step
-with Chroma. The index is read from Chroma in pages, public chunks only. The engine is
+(the chunk count instead, for stores written without the counter: a counter, once there, moves
+with every write and is all that is read) keeps the lexical side in step with Chroma. The index
+is read from Chroma in pages, public chunks only. The engine is
 ``bot.knowledge.lexical.BM25`` (bm25s's sparse matrix since issue 15: the best 40 chunks cost
 0.9 ms p50 at 50k chunks, where the old postings index took 66 ms; same formula and scores,
 see ``bench/scale.py``).
@@ -27,25 +28,38 @@ index built from the new Chroma state and bumps :attr:`Retriever.generation`, so
 sees an edit on one side and not on the other. Non-public chunks are filtered inside Chroma
 (``where``), so they never take the places of public ones among the ``retrieval_dense_k``
 nearest chunks. A failing vector store raises: an error is never reported as "no knowledge".
+
+The vectors of each chunk's sentences (its *units*, ``ingest.units.chunk_units``) are
+embedded once, by the ingest pipeline, and stored in Chroma beside the chunks
+(``ingest.unitvectors``): a process reads the ones its candidates need, batched, the first time
+it meets them, and embeds only units it finds missing or stale (a store ingested before they were
+stored, an edited unit definition). So a fresh process answers its first question for the cost
+of that question, not of embedding every candidate article's sentences.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from bot.core.text import tokenize
 from bot.knowledge.lexical import BM25, LexicalIndex
-from bot.knowledge.text import split_sentences, tokenize
+from ingest.units import chunk_units, example_share
+from ingest.unitvectors import ChunkUnits, read_units, split_chunk, units_of
 
 if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
     from bot.core.settings import Settings
     from ingest.embedder import Embedder
+
+log = logging.getLogger(__name__)
 
 RERANK_CANDIDATES = 20
 """Articles whose sentences are compared with the question (the rest are cut)."""
@@ -93,6 +107,7 @@ class ArticleHit:
     bm25: float = 0.0  # best chunk's BM25 score
     heading_similarity: float = 0.0  # best title/heading line; ranks, not in the answer score
     learned_similarity: float = 0.0  # nearest learned question of the article (evidence only)
+    example_share: float = 0.0  # body units in the customer's voice: FAQ entry ~1, prose ~0
 
     @property
     def best_chunk(self) -> ChunkHit:
@@ -115,6 +130,20 @@ class _LexicalIndex:
     key: tuple[int, int]
     by_article: dict[str, list[int]] = field(default_factory=dict)
     terms: dict[str, frozenset[str]] = field(default_factory=dict)  # chunk id -> its BM25 terms
+    examples: dict[str, float] = field(default_factory=dict)  # article id -> example_share
+
+    def example_share(self, article_id: str) -> float:
+        """How much of the article is written in the customer's voice (an FAQ entry's example
+        questions), computed once per generation."""
+        found = self.examples.get(article_id)
+        if found is None:
+            units = [
+                unit
+                for i in self.by_article.get(article_id, ())
+                for unit in chunk_units(self.texts[i], self.metadatas[i])[1]
+            ]
+            found = self.examples[article_id] = example_share(units)
+        return found
 
 
 def chunk_search_text(text: str, metadata: dict[str, Any]) -> str:
@@ -242,6 +271,8 @@ class Retriever:
         """Bumped each time the lexical index is rebuilt: the generation queries now see."""
         # chunk id -> (chunk text, vectors of [title/heading?, *sentences], has title/heading)
         self._sentence_vectors: dict[str, tuple[str, Any, bool]] = {}
+        self._units: Collection | None = None  # the stored unit vectors, found at index builds
+        self._client: ClientAPI | None = None  # what finds them: the settings' Chroma
         self.learned: LearnedUnits | None = None
         """Approved learned questions, set by the service: evidence for their articles like an
         FAQ's example questions (best-sentence similarity), never text for the answer."""
@@ -271,7 +302,10 @@ class Retriever:
             self.generation += 1
 
     def _current_key(self) -> tuple[int, int]:
-        return (self._generation(), self.collection.count())
+        generation = self._generation()
+        if generation:  # the pipeline bumps it with every write: counting is not needed
+            return (generation, -1)
+        return (0, self.collection.count())  # a store written without the counter
 
     def _lexical(self) -> _LexicalIndex:
         key = self._current_key()
@@ -313,6 +347,7 @@ class Retriever:
         for stale in [chunk_id for chunk_id in self._sentence_vectors if chunk_id not in live]:
             self._sentence_vectors.pop(stale, None)
         terms = {chunk_id: frozenset(t) for chunk_id, t in zip(ids, tokenized, strict=True)}
+        self._units = self._find_units()  # an ingest may have made it since the last build
         return _LexicalIndex(ids, texts, metadatas, BM25(tokenized), key, by_article, terms)
 
     # --- search -----------------------------------------------------------------------------
@@ -457,6 +492,7 @@ class Retriever:
                     term_coverage=_coverage(query_terms, group, index),
                     bm25=max(h.bm25 for h in group),
                     chunks=group,
+                    example_share=index.example_share(article_id),
                 )
             )
         articles.sort(key=lambda a: -a.fused)
@@ -501,28 +537,60 @@ class Retriever:
         self._score_candidates(q, candidates, index)
 
     def _ensure_sentence_vectors(self, index: _LexicalIndex, rows: Iterable[int]) -> None:
-        """Embed the sentences of the chunks at ``rows`` that are not cached yet."""
+        """Cache the sentence vectors of the chunks at ``rows`` that are not cached yet: the
+        stored ones where Chroma holds them for exactly these units, else embedded here."""
         import numpy as np
 
-        missing = []
-        for i in rows:
-            cached = self._sentence_vectors.get(index.ids[i])
-            if cached is None or cached[0] != index.texts[i]:
-                missing.append(i)
-        if missing:
-            units: list[list[str]] = []
-            for i in missing:
-                heading = _heading_text(index.texts[i], index.metadatas[i])
-                body = split_sentences(_body(index.texts[i], index.metadatas[i]))
-                units.append([heading, *body] if heading else ["", *body])
-            flat = [u for group in units for u in group if u]
-            vectors = np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else None
+        missing: list[ChunkUnits] = []
+        texts: dict[str, str] = {}
+        for i in dict.fromkeys(rows):
+            chunk_id, text = index.ids[i], index.texts[i]
+            cached = self._sentence_vectors.get(chunk_id)
+            if cached is None or cached[0] != text:
+                missing.append(split_chunk(chunk_units, chunk_id, text, index.metadatas[i]))
+                texts[chunk_id] = text
+        if not missing:
+            return
+        self._read_stored(missing)
+        unread = [c for c in missing if c.texts and c.vectors is None]
+        flat = [u for c in unread for u in c.texts]
+        if flat:
+            vectors = np.asarray(self.embedder.encode(flat), dtype=np.float32)
             start = 0
-            for i, group in zip(missing, units, strict=True):
-                size = sum(1 for u in group if u)
-                block = vectors[start : start + size] if vectors is not None else None
-                self._sentence_vectors[index.ids[i]] = (index.texts[i], block, bool(group[0]))
-                start += size
+            for chunk in unread:
+                chunk.vectors = vectors[start : start + len(chunk.texts)]
+                start += len(chunk.texts)
+        for chunk in missing:
+            self._sentence_vectors[chunk.chunk_id] = (
+                texts[chunk.chunk_id],
+                chunk.vectors,
+                chunk.heading,
+            )
+
+    def _find_units(self) -> Collection | None:
+        """The stored unit vectors of this collection (``ingest.unitvectors``), if any."""
+        from ingest.store import open_client
+
+        try:
+            if self._client is None:
+                self._client = open_client(self.settings)
+        except Exception:
+            log.info("cannot open the Chroma client for stored unit vectors", exc_info=True)
+            return None
+        return units_of(self._client, self.collection)
+
+    def _read_stored(self, chunks: Sequence[ChunkUnits]) -> None:
+        """Fill ``vectors`` of the chunks whose units Chroma stores as they are now. Only speed
+        depends on it: a failure leaves them to be embedded."""
+        units = self._units
+        if units is None or not any(c.texts for c in chunks):
+            return
+        try:
+            read_units(units, [c for c in chunks if c.texts])
+        except Exception:
+            log.warning("reading stored unit vectors failed; embedding them", exc_info=True)
+            for chunk in chunks:
+                chunk.vectors = None
 
     @_reads
     def warm_up(self, article_id: str | None = None) -> None:
@@ -566,24 +634,6 @@ class Retriever:
 
 def _article_id(metadata: dict[str, Any]) -> str:
     return str(metadata.get("article_id") or metadata.get("source") or "")
-
-
-def _heading_text(text: str, metadata: dict[str, Any]) -> str:
-    """The title and heading path the chunker put before the body (one unit of its own: a
-    question often names the topic the way the title does, "set the clock" vs. "Setting the
-    current time")."""
-    start = metadata.get("body_start")
-    if isinstance(start, int) and 0 < start <= len(text):
-        prefix = text[:start]
-    else:
-        prefix = f"{metadata.get('title') or ''}\n{metadata.get('heading') or ''}"
-    return " - ".join(line.strip() for line in prefix.split("\n") if line.strip())
-
-
-def _body(text: str, metadata: dict[str, Any]) -> str:
-    """Chunk text without the title/heading prefix (``body_start`` from the chunker)."""
-    start = metadata.get("body_start")
-    return text[start:] if isinstance(start, int) and 0 <= start <= len(text) else text
 
 
 def _coverage(query_terms: set[str], group: list[ChunkHit], index: _LexicalIndex) -> float:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.core.privacy import mask_personal_data
 from bot.core.schemas import Turn
-from bot.knowledge.text import tokenize
+from bot.core.text import tokenize
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel

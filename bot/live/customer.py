@@ -30,7 +30,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -130,6 +130,10 @@ class ChatService:
         self.closing = False
         self._present: dict[str, int] = {}  # conversation id -> customer sockets open on it
         self._presence_tasks: set[asyncio.Task[None]] = set()
+        # Conversations whose last socket closed, waiting to be recorded: one store trip takes
+        # every one that closed meanwhile (a trip per closed socket showed in the bench).
+        self._left: set[str] = set()
+        self._recording_left = False
 
     def note_client(self, conversation_id: str, client_ip: str) -> None:
         """Remember who opened a conversation last: its answers count against that client's
@@ -157,13 +161,28 @@ class ChatService:
         self._present.pop(conversation_id, None)
         if self.closing:
             return
-        task = asyncio.create_task(self._record_seen([conversation_id]), name="customer-left")
+        self._left.add(conversation_id)
+        if self._recording_left:
+            return  # the running recorder takes it in its next trip
+        self._recording_left = True
+        task = asyncio.create_task(self._record_left(), name="customer-left")
         self._presence_tasks.add(task)
         task.add_done_callback(self._presence_tasks.discard)
 
     def present_conversations(self) -> list[str]:
         """Conversations with a customer socket open in this process now."""
         return list(self._present)
+
+    async def _record_left(self) -> None:
+        """Record the conversations customers left, in as few trips as the store allows: those
+        that close while one trip runs go together in the next."""
+        try:
+            while self._left:
+                batch = sorted(self._left)
+                self._left.clear()
+                await self._record_seen(batch)
+        finally:
+            self._recording_left = False
 
     async def _record_seen(self, conversation_ids: list[str]) -> None:
         try:
@@ -227,9 +246,8 @@ class ChatService:
         lock, users = self._answer_locks.get(conversation_id, (asyncio.Lock(), 0))
         self._answer_locks[conversation_id] = (lock, users + 1)
         try:
-            client = self.client_of(conversation_id)
             with metrics.timed_answer():
-                async with lock, self.answer_slots.slot(client, admit=False):
+                async with lock:
                     await self._answer_locked(
                         conversation_id, question_seq, question, while_waiting, article=article
                     )
@@ -272,34 +290,17 @@ class ChatService:
             ]
             return history, getattr(store.get_conversation(s, conversation_id), "locale", None)
 
-        prepared = await self.database.run(prepare)
-        if prepared is None:
+        # The answer capacity (an answer slot) is held while the answer is decided and computed,
+        # not while it is stored: the store trip queues behind every other chat's commits, and a
+        # slot waiting on it computes nothing (bench/chat_latency.py, docs/performance.md). The
+        # conversation's answer lock, held by the caller, still orders its answers.
+        async with self.answer_slots.slot(self.client_of(conversation_id), admit=False):
+            computed = await self._compute_answer(
+                conversation_id, question_seq, question, while_waiting, article, prepare
+            )
+        if computed is None:
             return
-        history, locale = prepared
-        # Retrieval prefers articles in the customer's language (bot.knowledge.answerers).
-        answer_locale.set(locale)
-        if not while_waiting:
-            self.publish(conversation_id, [TypingFrame(role="bot")])
-        result: AnswerResult | None = None
-        streamed: list[str] = []
-        answerer = self.answerer
-        try:
-            if answerer is not None:
-                if article is not None:
-                    stream = answerer.stream_article(article, question, history)
-                else:
-                    stream = answerer.stream(question, history)
-                async for item in stream:
-                    if isinstance(item, AnswerResult):
-                        result = item
-                        continue
-                    streamed.append(item)
-                    if not while_waiting:
-                        delta = DeltaFrame(reply_to=question_seq, text=item)
-                        self.publish(conversation_id, [delta])
-        except Exception:
-            log.exception("answerer failed on %s/%s", conversation_id, question_seq)
-            result = None
+        result, streamed, locale = computed
         if result is None and while_waiting:
             return  # already in the queue: the person answers it
         if result is None:
@@ -344,6 +345,48 @@ class ChatService:
                 extra={"reply_to": question_seq, "outcome": outcome, "reason": final.reason},
             )
         self.publish(conversation_id, stored)
+
+    async def _compute_answer(
+        self,
+        conversation_id: str,
+        question_seq: int,
+        question: str,
+        while_waiting: bool,
+        article: Source | None,
+        prepare: Callable[[Session], tuple[list[Turn], str | None] | None],
+    ) -> tuple[AnswerResult | None, list[str], str | None] | None:
+        """Under an answer slot: what the answer needs (``prepare``, one store trip; ``None``
+        when nothing is owed any more), then the answer, streamed as deltas. Returns the
+        result (``None`` when the answerer failed), the streamed pieces and the locale."""
+        prepared = await self.database.run(prepare)
+        if prepared is None:
+            return None
+        history, locale = prepared
+        # Retrieval prefers articles in the customer's language (bot.knowledge.answerers).
+        answer_locale.set(locale)
+        if not while_waiting:
+            self.publish(conversation_id, [TypingFrame(role="bot")])
+        result: AnswerResult | None = None
+        streamed: list[str] = []
+        answerer = self.answerer
+        try:
+            if answerer is not None:
+                if article is not None:
+                    stream = answerer.stream_article(article, question, history)
+                else:
+                    stream = answerer.stream(question, history)
+                async for item in stream:
+                    if isinstance(item, AnswerResult):
+                        result = item
+                        continue
+                    streamed.append(item)
+                    if not while_waiting:
+                        delta = DeltaFrame(reply_to=question_seq, text=item)
+                        self.publish(conversation_id, [delta])
+        except Exception:
+            log.exception("answerer failed on %s/%s", conversation_id, question_seq)
+            result = None
+        return result, streamed, locale
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for answers in flight (tests, graceful shutdown)."""
@@ -659,8 +702,13 @@ class ChatConnection:
                 # A verified customer, back on any device: their conversation goes on. Opened
                 # for real below, once subscribed.
                 return _Opened(latest.id, "", latest.state, 0, [], customer=customer, resumed=True)
-            conversation, token = store.create_conversation(session, visitor=visitor, origin=origin)
-            customers.attach(session, conversation, customer, locale=frame.locale)
+            conversation, token = store.create_conversation(
+                session,
+                visitor=visitor,
+                origin=origin,
+                # Attached before the row's first write: one INSERT, no UPDATE after it.
+                before_insert=lambda c: customers.attach(session, c, customer, locale=frame.locale),
+            )
             return _Opened(conversation.id, token, "bot", 0, [], customer=customer)
 
         opened = await self.service.database.run(create)

@@ -25,32 +25,16 @@ from bot.core.settings import Settings, get_settings
 from bot.knowledge import answerers
 from bot.knowledge.answerers import (
     ExtractiveAnswerer,
-    build_answerer,
     compose_extractive,
     gather_evidence,
     split_units,
 )
 from ingest.embedder import Embedder
-from tests.conftest import KB_DIR
-from tests.helpers.kb import open_kb
 
 
 @pytest.fixture(scope="module")
-def demo_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    from ingest.pipeline import index_paths
-
-    data = tmp_path_factory.mktemp("demo-kb") / "data"
-    settings = Settings(data_dir=data, kb_path=KB_DIR, _env_file=None)  # type: ignore[call-arg]
-    report = index_paths([KB_DIR], settings, embedder)
-    assert report.ok, report.as_dict()
-    return settings
-
-
-@pytest.fixture(scope="module")
-def answerer(demo_settings: Settings, embedder: Embedder) -> ExtractiveAnswerer:
-    built = build_answerer(demo_settings, open_kb(demo_settings, embedder), embedder)
-    assert isinstance(built, ExtractiveAnswerer)
-    return built
+def answerer(demo_answerer: ExtractiveAnswerer) -> ExtractiveAnswerer:
+    return demo_answerer
 
 
 def answer_from_best_article(answerer: ExtractiveAnswerer, question: str) -> tuple[str, str]:

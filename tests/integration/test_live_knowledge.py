@@ -93,12 +93,15 @@ def served(tmp_path: Path, embedder: Embedder) -> Iterator[LiveServer]:
     ``service.json`` says where it listens."""
     kb = tmp_path / "kb"
     write_files(kb, ARTICLES)
-    # Twenty askers from one address: the per-IP limits are not what this file tests.
+    # Twenty askers from one address for as long as an ingest takes: the rate limits (per IP
+    # and in all) are not what this file tests.
     settings = Settings(
         data_dir=tmp_path / "data",
         kb_path=kb,
         ask_rate_ip_burst=10_000,
         ask_rate_ip_per_minute=100_000,
+        ask_rate_global_burst=10_000,
+        ask_rate_global_per_minute=100_000,
         answer_queue_per_ip=64,
         _env_file=None,
     )  # type: ignore[call-arg]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.core.schemas import Turn
+from bot.core.text import tokenize
 from bot.knowledge.answerability import (
     Verdict,
     article_score,
@@ -14,7 +15,6 @@ from bot.knowledge.answerability import (
 from bot.knowledge.intents import asks_for_human
 from bot.knowledge.retrieval import ArticleHit
 from bot.knowledge.rewrite import heuristic_rewrite, looks_dependent, resolve_follow_up
-from bot.knowledge.text import tokenize
 
 
 def _hit(similarity: float, coverage: float) -> ArticleHit:

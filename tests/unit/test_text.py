@@ -1,10 +1,10 @@
-"""The text toolkit (bot/knowledge/text.py): one stemmer, one stop-word list, one sentence rule."""
+"""The text toolkit (bot/core/text.py): one stemmer, one stop-word list, one sentence rule."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.knowledge.text import (
+from bot.core.text import (
     REPHRASE_NOISE,
     STOPWORDS,
     content_similarity,
