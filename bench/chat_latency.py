@@ -364,16 +364,20 @@ async def recv_json(ws: ClientConnection, timeout: float) -> dict[str, Any]:
     return frame
 
 
-async def chat_client(url: str, questions: list[str], stats: ClientStats) -> None:
+async def chat_client(
+    url: str, questions: list[str], stats: ClientStats, per_conversation: int = 1
+) -> None:
     """One customer after another on this connection slot: each opens a conversation (hello)
-    and asks one question. Unrelated questions in one conversation would make the answerer
-    treat each as a follow-up of the last, which is neither realistic nor what the floor does."""
-    for question in questions:
+    and asks ``per_conversation`` questions (default one: every message pays for opening a
+    socket and a conversation, the costliest case; the follow-up rule searches an unrelated
+    question alone, so several in one conversation are answered as if asked alone)."""
+    for start in range(0, len(questions), per_conversation):
         async with connect(url, open_timeout=60, max_size=2**20) as ws:
             await ws.send(json.dumps({"type": "hello"}))
             welcome = await recv_json(ws, 60)
             assert welcome["type"] == "welcome", welcome
-            await ask_one(ws, question, stats)
+            for question in questions[start : start + per_conversation]:
+                await ask_one(ws, question, stats)
 
 
 async def ask_one(ws: ClientConnection, question: str, stats: ClientStats) -> None:
@@ -403,7 +407,9 @@ async def ask_one(ws: ClientConnection, question: str, stats: ClientStats) -> No
             return
 
 
-async def load_round(url: str, clients: int, questions_each: int) -> dict[str, Any]:
+async def load_round(
+    url: str, clients: int, questions_each: int, per_conversation: int = 1
+) -> dict[str, Any]:
     stats = ClientStats()
     offset = 0
 
@@ -413,11 +419,14 @@ async def load_round(url: str, clients: int, questions_each: int) -> dict[str, A
         return [unique_question(offset + i) for i in range(questions_each)]
 
     started = time.perf_counter()
-    await asyncio.gather(*(chat_client(url, questions(), stats) for _ in range(clients)))
+    await asyncio.gather(
+        *(chat_client(url, questions(), stats, per_conversation) for _ in range(clients))
+    )
     wall = time.perf_counter() - started
     return {
         "clients": clients,
         "questions_per_client": questions_each,
+        "questions_per_conversation": per_conversation,
         "answered": len(stats.final),
         "escalated": stats.escalated,
         "errors": stats.errors,
@@ -554,6 +563,13 @@ def main() -> None:
         action="store_true",
         help="with --profile: only samples holding the GIL (what Python work competes for)",
     )
+    parser.add_argument(
+        "--per-conversation",
+        type=int,
+        default=1,
+        help="questions asked in each conversation (default 1: a new socket and conversation "
+        "per message)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="1,5 clients, 2 questions, 100 idle")
     args = parser.parse_args()
@@ -583,7 +599,9 @@ def main() -> None:
             for n in levels:
                 server_cpu = server.cpu_s()
                 client_cpu = time.process_time()
-                row = asyncio.run(load_round(server.url, n, per_level.get(n, 1)))
+                row = asyncio.run(
+                    load_round(server.url, n, per_level.get(n, 1), args.per_conversation)
+                )
                 # Where the two cores went: the server, and the bench's own clients (the same
                 # machine: their sockets and JSON take CPU the server cannot have).
                 answered = max(row["answered"], 1)
