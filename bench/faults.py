@@ -67,24 +67,12 @@ REPO = Path(__file__).resolve().parent.parent
 # Run as a script, bench/ is first on sys.path and bench/ingest.py would shadow the ingest package.
 sys.path.insert(0, str(REPO))
 
+from chat_latency import QUESTIONS  # noqa: E402  (the same twelve demo questions)
+
 from tests.helpers.child_server import ChildServer, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "faults.json"
 DROP_POINTS = ("before_ack", "after_ack", "mid_stream", "after_answer", "during_replay")
-QUESTIONS = [
-    "How do I reset my password?",
-    "How long do refunds take?",
-    "Which payment methods do you accept?",
-    "How can I track my order?",
-    "How do I start a return?",
-    "Can I change my delivery address after ordering?",
-    "What does Plus membership include?",
-    "How do I turn on two-factor authentication?",
-    "Do you ship internationally?",
-    "How do I use a promo code?",
-    "My card was declined, what can I do?",
-    "How do I get an invoice with VAT?",
-]
 
 
 @dataclass(frozen=True)
