@@ -375,7 +375,7 @@ class Retriever:
         vector: list[float] | None = None
         if mode in ("hybrid", "dense"):
             vector = self.embedder.embed_query(query)
-            self._dense(vector, hits)
+            self._dense(vector, hits, public_chunks=len(index.ids))
         if mode in ("hybrid", "bm25"):
             self._bm25(query, index, hits)
         learned = self._learned(vector, index, hits) if mode == "hybrid" else {}
@@ -418,8 +418,9 @@ class Retriever:
         candidates.sort(key=lambda a: -a.fused)
         return candidates[:limit]
 
-    def _dense(self, vector: list[float], hits: dict[str, ChunkHit]) -> None:
-        n = min(self.settings.retrieval_dense_k, self.collection.count())
+    def _dense(self, vector: list[float], hits: dict[str, ChunkHit], public_chunks: int) -> None:
+        # The lexical index of this generation holds every public chunk: no count() per query.
+        n = min(self.settings.retrieval_dense_k, public_chunks)
         if n <= 0:
             return
         result = self.collection.query(
