@@ -9,17 +9,15 @@ with its one script tag, exactly as a customer's site would.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from bot.core.settings import Settings
 from ingest.embedder import Embedder
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES, OtherOrigin
 
 pytestmark = [
     pytest.mark.e2e,
@@ -100,32 +98,13 @@ class Site:
     stranger_site: str
 
 
-class CustomerSite:
+class CustomerSite(OtherOrigin):
     """Someone else's website on its own origin: one page that embeds the widget from the
     Supportbot server, under a strict Content-Security-Policy (no inline styles or scripts)."""
 
-    def __init__(self) -> None:
-        self.html = b""
-        self.csp = ""
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Security-Policy", site.csp)
-                self.end_headers()
-                self.wfile.write(site.html)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
     def embed(self, server_url: str) -> None:
         ws_url = server_url.replace("http://", "ws://")
-        self.csp = (
+        self.headers["Content-Security-Policy"] = (
             f"default-src 'none'; script-src {server_url}; style-src 'self'; connect-src {ws_url}"
         )
         self.html = (
@@ -135,14 +114,6 @@ class CustomerSite:
             'data-title="Kitchenware Help" data-color="#b42318" defer></script>'
             "</body></html>"
         ).encode()
-
-    def __enter__(self) -> CustomerSite:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,13 @@ Each public call and event has a test: ``open``/``close``/``on("open"|"close"|"r
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from bot.core.settings import Settings
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES, OtherOrigin
 
 pytestmark = [
     pytest.mark.e2e,
@@ -47,55 +45,16 @@ window.__events = [];
   Supportbot.on(name, function (detail) { window.__events.push([name, detail]); });
 });
 """
-RECORD_SENT = """(() => {
-  window.__sent = [];
-  const Native = window.WebSocket;
-  window.WebSocket = function (url, protocols) {
-    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
-    const send = ws.send.bind(ws);
-    ws.send = (data) => { window.__sent.push(JSON.parse(data)); send(data); };
-    return ws;
-  };
-  window.WebSocket.prototype = Native.prototype;
-  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-})();"""
-
-
-class ShopSite:
-    """A website on its own origin (a real local HTTP server) whose one page is set per test."""
-
-    def __init__(self) -> None:
-        self.html = b""
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(site.html)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[ShopSite]:
-    shop_site = ShopSite()
-    yield shop_site
-    shop_site.close()
+def site() -> Iterator[OtherOrigin]:
+    with OtherOrigin() as shop_site:
+        yield shop_site
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, site: ShopSite) -> Iterator[Any]:
+def server(tmp_path_factory: pytest.TempPathFactory, site: OtherOrigin) -> Iterator[Any]:
     from tests.helpers.live_server import LiveServer, ScriptedAnswerer
 
     root = tmp_path_factory.mktemp("widget-api")
@@ -148,7 +107,7 @@ def shop(page: Any, server: Any, *, before: str = "", attrs: str = "", lang: str
         f'data-title="Shop Help" {attrs} defer></script>'
         "</body></html>"
     ).encode()
-    page.add_init_script(RECORD_SENT)
+    page.add_init_script(RECORD_FRAMES)
     page.goto(server.site.url + "/shop")
 
 

@@ -8,15 +8,13 @@ keeps it on the conversation and writes its own notices (here: the hand-over) in
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from bot.core.settings import Settings
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES, OtherOrigin
 
 pytestmark = [
     pytest.mark.e2e,
@@ -27,52 +25,15 @@ pytestmark = [
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-RECORD_SENT = """(() => {
-  window.__sent = [];
-  const Native = window.WebSocket;
-  window.WebSocket = function (url, protocols) {
-    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
-    const send = ws.send.bind(ws);
-    ws.send = (data) => { window.__sent.push(JSON.parse(data)); send(data); };
-    return ws;
-  };
-  window.WebSocket.prototype = Native.prototype;
-  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-})();"""
 
-
-class Site:
-    """Another website (its own origin, on the allow-list) whose page is set per test."""
-
-    def __init__(self) -> None:
-        self.html = b""
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(site.html)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+@pytest.fixture(scope="module")
+def site() -> Iterator[OtherOrigin]:
+    with OtherOrigin() as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
-    site = Site()
-    yield site
-    site.httpd.shutdown()
-    site.httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, site: Site) -> Iterator[Any]:
+def server(tmp_path_factory: pytest.TempPathFactory, site: OtherOrigin) -> Iterator[Any]:
     from tests.helpers.live_server import LiveServer, ScriptedAnswerer
 
     settings = Settings(
@@ -94,7 +55,13 @@ def browser() -> Iterator[Any]:
 
 
 def visit(
-    browser: Any, server: Any, site: Site, *, lang: str | None, attrs: str = "", browser_locale: str
+    browser: Any,
+    server: Any,
+    site: OtherOrigin,
+    *,
+    lang: str | None,
+    attrs: str = "",
+    browser_locale: str,
 ) -> Any:
     base = f"http://127.0.0.1:{server.port}"
     html_lang = f' lang="{lang}"' if lang else ""
@@ -106,7 +73,7 @@ def visit(
     context = browser.new_context(locale=browser_locale)
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.add_init_script(RECORD_SENT)
+    page.add_init_script(RECORD_FRAMES)
     page.goto(site.url + "/")
     return page
 
@@ -132,7 +99,7 @@ def launcher_label(page: Any) -> str:
 def test_the_language_is_chosen_from_attribute_page_then_browser(
     browser: Any,
     server: Any,
-    site: Site,
+    site: OtherOrigin,
     lang: str | None,
     attrs: str,
     browser_locale: str,
@@ -146,7 +113,7 @@ def test_the_language_is_chosen_from_attribute_page_then_browser(
 
 
 def test_a_german_customer_gets_german_widget_and_bot_texts(
-    browser: Any, server: Any, site: Site
+    browser: Any, server: Any, site: OtherOrigin
 ) -> None:
     from bot.conversations import store
     from bot.core.db import transaction

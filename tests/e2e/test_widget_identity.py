@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import pytest
 from bot.core.db import transaction
 from bot.core.settings import Settings
 from bot.people.users import create_user
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES, OtherOrigin
 
 pytestmark = [
     pytest.mark.e2e,
@@ -40,27 +38,9 @@ QUESTION = "Where is my parcel?"
 ANSWER = "Returns are free within 30 days."
 
 
-class Shop:
+class Shop(OtherOrigin):
     """The customer's website on its own origin: ``/ana`` and ``/bo`` are pages for two
     signed-in customers, each with the hash the shop's server computed."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, bytes] = {}
-        shop = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = shop.pages.get(self.path)
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def page_for(self, path: str, server_url: str, secret: str, user_id: str, name: str) -> None:
         digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
@@ -71,14 +51,6 @@ class Shop:
             f'data-user-email="{user_id}@example.com" data-user-hash="{digest}" defer></script>'
             "</body></html>"
         ).encode()
-
-    def __enter__(self) -> Shop:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from pydantic import SecretStr
 
 from bot.core.db import transaction
 from bot.core.settings import Settings
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, RECORD_FRAMES, OtherOrigin
 
 pytestmark = [
     pytest.mark.e2e,
@@ -42,26 +40,8 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-class Shop:
+class Shop(OtherOrigin):
     """The customer's website on its own origin: one page per path."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, bytes] = {}
-        shop = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = shop.pages.get(self.path)
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def page(self, path: str, server_url: str, user: dict[str, str] | None = None) -> None:
         attrs = "".join(f' data-user-{key}="{value}"' for key, value in (user or {}).items())
@@ -70,14 +50,6 @@ class Shop:
             f'<script src="{server_url}/widget/supportbot.min.js" data-server="{server_url}"'
             f"{attrs} defer></script></body></html>"
         ).encode()
-
-    def __enter__(self) -> Shop:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @dataclass(frozen=True)
