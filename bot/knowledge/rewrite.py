@@ -130,7 +130,10 @@ def resolve_follow_up(
     with_history = search(rewritten)
     if dependent:
         return FollowUp(rewritten, with_history, "dependent")
-    if with_history:
+    # History breaks a near-tie only when it points at another of the question's own close
+    # articles; when it points at the question's best anyway, the search with history would
+    # only add the earlier topic's articles behind it (as choices, or in the sources).
+    if with_history and alone and with_history[0].article_id != alone[0].article_id:
         own = {hit.article_id: score(hit) for hit in alone}
         pointed = own.get(with_history[0].article_id)
         if pointed is not None and pointed >= best - AMBIGUITY_MARGIN:

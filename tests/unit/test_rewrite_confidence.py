@@ -93,6 +93,28 @@ def test_a_confident_standalone_question_keeps_its_own_articles() -> None:
     assert found.query == "Can I get my refund as Parcelly credit?"
 
 
+def test_history_that_confirms_the_best_article_does_not_bring_in_the_earlier_topic() -> None:
+    """Seen in a chat: "How do I reset my password?" after a refunds question was searched with
+    the refunds question added, and the refunds article came back as a choice next to the
+    password article the question finds alone."""
+    search = FakeSearch(
+        {
+            "how do i reset": [
+                _article("account/reset-password", 0.9),
+                _article("account/2fa", 0.4),
+            ],
+            "how do i reset my password?\nhow long do refunds": [
+                _article("account/reset-password", 0.8),
+                _article("billing/refunds", 0.78),
+            ],
+        }
+    )
+    history = [Turn(role="user", content="How long do refunds take?")]
+    found = resolve_follow_up("How do I reset my password?", history, search, SCORE)
+    assert (found.why, found.used_history) == ("standalone", False)
+    assert [hit.article_id for hit in found.hits] == ["account/reset-password", "account/2fa"]
+
+
 def test_history_never_rescues_an_off_topic_question() -> None:
     search = FakeSearch({"what's the weather": [_article("contact/contact-us", 0.25)]})
     found = resolve_follow_up("what's the weather in Paris?", RETURNS, search, SCORE)
