@@ -13,9 +13,9 @@ Plain functions over a ``Session``; the chat socket (:mod:`bot.live.customer`) c
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 
 from bot.conversations import store
 from bot.conversations.frames import ConversationSummary, HelloUser, WelcomeCustomer
@@ -124,18 +124,21 @@ def attach(
     session.flush()
 
 
+_conversations = cast(Table, Conversation.__table__)
+_MARK_SEEN = (  # on the table, built once: it runs whenever chat sockets close
+    update(_conversations)
+    .where(_conversations.c.id.in_(bindparam("cids", expanding=True)))
+    # Presence is not activity: the resume window still counts from the last message.
+    .values(customer_seen_at=bindparam("at"), updated_at=_conversations.c.updated_at)
+)
+
+
 def mark_seen(session: Session, conversation_ids: list[str], now: datetime | None = None) -> None:
     """The customers of these conversations have a chat open now (or just closed it): replies
     by e-mail wait until they have been away for a while (:mod:`bot.conversations.outbox`)."""
     if not conversation_ids:
         return
-    session.execute(
-        update(Conversation)
-        .where(Conversation.id.in_(conversation_ids))
-        # Presence is not activity: the resume window still counts from the last message.
-        .values(customer_seen_at=now or utcnow(), updated_at=Conversation.updated_at)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_MARK_SEEN, {"cids": conversation_ids, "at": now or utcnow()})
 
 
 def summaries(

@@ -14,14 +14,89 @@ import hmac
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.core.clock import aware, utcnow
 from bot.core.leases import owner_alive
 from bot.core.models import Conversation, ConversationEvent, CsatRating, Feedback, Message
+
+# --- the statements of every chat turn, built once -----------------------------------------
+#
+# On the tables, not the ORM classes, with bound parameters: a turn runs a dozen of these, and
+# building ORM statements and running them through the ORM's execution layer cost about four
+# times what the statement itself did (bench/chat_latency.py; docs/performance.md). Nothing here
+# loads or changes an object of the session, so nothing in memory goes stale.
+_conversations = cast(Table, Conversation.__table__)
+_messages = cast(Table, Message.__table__)
+
+_NEXT_SEQ = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("cid"))
+    .values(last_seq=_conversations.c.last_seq + 1, updated_at=bindparam("at"))
+    .returning(_conversations.c.last_seq)
+)
+_NEXT_CUSTOMER_SEQ = _NEXT_SEQ.values(last_customer_at=bindparam("at"))
+_MESSAGE_ID_BY_CLIENT_ID = select(_messages.c.id).where(
+    _messages.c.conversation_id == bindparam("cid"),
+    _messages.c.client_msg_id == bindparam("client_id"),
+)
+_LOCK_ROW_SQLITE = (  # a no-op write: SQLite's write lock, taken before anything is read
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("cid"))
+    .values(state=_conversations.c.state)
+)
+_LOCK_ROW = (
+    select(_conversations.c.id).where(_conversations.c.id == bindparam("cid")).with_for_update()
+)
+_SETTLE = (
+    update(_messages)
+    .where(
+        _messages.c.conversation_id == bindparam("cid"),
+        _messages.c.seq == bindparam("at_seq"),
+        _messages.c.answer_owner == bindparam("owner_id"),
+    )
+    .values(answer_owner=None)
+)
+_OWED = (
+    select(_messages.c.answer_owner, _conversations.c.state, _conversations.c.locale)
+    .join(_conversations, _conversations.c.id == _messages.c.conversation_id)
+    .where(
+        _messages.c.conversation_id == bindparam("cid"),
+        _messages.c.seq == bindparam("at_seq"),
+    )
+)
+_LOCALE = select(_conversations.c.locale).where(_conversations.c.id == bindparam("cid"))
+
+_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+_INSERT_EVENT = insert(cast(Table, ConversationEvent.__table__))
+_MARK_OWED = (
+    update(_messages)
+    .where(_messages.c.conversation_id == bindparam("cid"), _messages.c.seq == bindparam("at_seq"))
+    .values(answer_owner=bindparam("owner_id"))
+)
+
+_LOCKED_KEY = "supportbot.locked_conversations"
+
+
+def note_locked(session: Session, conversation_id: str) -> None:
+    """This transaction holds ``conversation_id``'s write lock (it wrote the conversation row,
+    or locked it): :func:`holds_lock` lets a later step skip a lock statement of its own."""
+    transaction = session.get_transaction()
+    held = session.info.get(_LOCKED_KEY)
+    if held is None or held[0] is not transaction:
+        held = session.info[_LOCKED_KEY] = (transaction, set[str]())
+    held[1].add(conversation_id)
+
+
+def holds_lock(session: Session, conversation_id: str) -> bool:
+    """True when the session's current transaction already holds the conversation's lock: on
+    PostgreSQL its row was updated or locked, on SQLite anything was written (the database
+    write lock, held to the commit). Tied to the transaction: a commit ends it."""
+    held = session.info.get(_LOCKED_KEY)
+    return held is not None and held[0] is session.get_transaction() and conversation_id in held[1]
 
 
 def hash_token(token: str) -> str:
@@ -88,11 +163,14 @@ def verify_resume(
 def find_by_client_msg_id(
     session: Session, conversation_id: str, client_msg_id: str
 ) -> Message | None:
-    return session.scalar(
-        select(Message).where(
-            Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
-        )
+    """The message stored with ``client_msg_id``, if any. Asked for every customer message and
+    nearly always absent, so the check reads an id (no ORM entity: loading one per message
+    showed in the service's profile) and loads the message only when there is one."""
+    found = session.scalar(
+        _MESSAGE_ID_BY_CLIENT_ID,
+        {"cid": conversation_id, "client_id": client_msg_id},
     )
+    return None if found is None else session.get(Message, found)
 
 
 def next_seq(
@@ -109,17 +187,9 @@ def next_seq(
     synchronisation: evaluating it per message showed in the service's CPU profile); nothing
     reads ``last_seq`` back from it after allocating a number.
     """
-    now = now or utcnow()
-    values: dict[str, Any] = {"last_seq": Conversation.last_seq + 1, "updated_at": now}
-    if from_customer:
-        values["last_customer_at"] = now
-    seq = session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(**values)
-        .returning(Conversation.last_seq)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+    statement = _NEXT_CUSTOMER_SEQ if from_customer else _NEXT_SEQ
+    seq = session.execute(statement, {"cid": conversation_id, "at": now or utcnow()}).scalar_one()
+    note_locked(session, conversation_id)  # the UPDATE holds the row (and, on SQLite, the file)
     return int(seq)
 
 
@@ -135,12 +205,19 @@ def append_message(
     sources: Sequence[dict[str, Any]] | None = None,
     confidence: float | None = None,
     escalate: bool | None = None,
+    suggestions: Sequence[dict[str, Any]] | None = None,
+    answer_owner: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Message, bool]:
     """Store a message; returns ``(message, created)``.
 
     With a ``client_msg_id`` the write is idempotent: a resend returns the stored message and
     ``created=False``, so the caller acks the same ``seq`` and does not answer twice.
+
+    A new message is written with one INSERT on the table, not through the session's unit of
+    work (a flush per message cost more than the INSERT itself): the returned ``Message`` is a
+    record of what was stored, with its id, and is not attached to the session. Change a stored
+    message with a statement (:func:`mark_answer_owed`), not by setting its attributes.
     """
     if client_msg_id is not None:
         existing = find_by_client_msg_id(session, conversation_id, client_msg_id)
@@ -158,10 +235,13 @@ def append_message(
         sources=list(sources) if sources is not None else None,
         confidence=confidence,
         escalate=escalate,
+        suggestions=list(suggestions) if suggestions is not None else None,
+        answer_owner=answer_owner,
         created_at=now,
     )
-    session.add(message)
-    session.flush()
+    values = {column.key: getattr(message, column.key) for column in _messages.columns}
+    del values["id"]
+    message.id = session.execute(_INSERT_MESSAGE, values).scalar_one()
     return message, True
 
 
@@ -179,18 +259,12 @@ def lock_conversation_row(session: Session, conversation_id: str) -> None:
     """Hold the conversation's write lock until the caller commits, so what is read next is not
     changed by another writer before this transaction's own writes (the same lock the state
     machine takes to decide)."""
-    if session.get_bind().dialect.name == "sqlite":
-        # No row locks: an UPDATE takes the database's write lock before anything is read.
-        session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(state=Conversation.state)
-            .execution_options(synchronize_session=False)  # changes nothing in memory
-        )
-    else:
-        session.execute(
-            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
-        )
+    if holds_lock(session, conversation_id):
+        return
+    # SQLite has no row locks: an UPDATE takes the database's write lock before anything is read.
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    session.execute(_LOCK_ROW_SQLITE if sqlite else _LOCK_ROW, {"cid": conversation_id})
+    note_locked(session, conversation_id)
 
 
 @functools.cache
@@ -233,11 +307,37 @@ def is_unanswered(session: Session, conversation_id: str, seq: int) -> bool:
     return found is not None
 
 
-def mark_answer_owed(session: Session, message: Message, owner: str) -> None:
+def still_owed(session: Session, conversation_id: str, seq: int, owner: str) -> bool:
+    """True when question ``seq``, marked for ``owner``, still waits for its answer from it: the
+    mark is still ``owner``'s and the bot still holds the conversation. One indexed read, what
+    :func:`is_unanswered` decides for a marked question: the mark is cleared by the
+    transaction that stores the answer (:func:`settle_answer`), and moved by a take-over."""
+    row = session.execute(_OWED, {"cid": conversation_id, "at_seq": seq}).first()
+    return row is not None and row.answer_owner == owner and row.state == "bot"
+
+
+def conversation_locale(session: Session, conversation_id: str) -> str | None:
+    return session.scalar(_LOCALE, {"cid": conversation_id})
+
+
+def owed_question(
+    session: Session, conversation_id: str, seq: int, owner: str
+) -> tuple[bool, str | None]:
+    """Whether question ``seq`` still waits for ``owner``'s answer (:func:`still_owed`), and the
+    conversation's locale: what an answer reads before it starts, in one statement."""
+    row = session.execute(_OWED, {"cid": conversation_id, "at_seq": seq}).first()
+    if row is None:
+        return False, None
+    return row.answer_owner == owner and row.state == "bot", row.locale
+
+
+def mark_answer_owed(session: Session, message: Message, owner: str | None) -> None:
     """In the transaction that stores ``message``: the bot owes it an answer, computed by the
-    process ``owner``."""
+    process ``owner`` (``None``: it owes none after all)."""
+    session.execute(
+        _MARK_OWED, {"cid": message.conversation_id, "at_seq": message.seq, "owner_id": owner}
+    )
     message.answer_owner = owner
-    session.flush()
 
 
 def take_over_answer(session: Session, conversation_id: str, seq: int, owner: str) -> bool:
@@ -303,16 +403,8 @@ def settle_answer(session: Session, conversation_id: str, seq: int, owner: str) 
     messages."""
     if session.get_bind().dialect.name != "sqlite":
         lock_conversation_row(session, conversation_id)
-    settled = session.execute(
-        update(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.seq == seq,
-            Message.answer_owner == owner,
-        )
-        .values(answer_owner=None)
-        .execution_options(synchronize_session=False)
-    )
+    settled = session.execute(_SETTLE, {"cid": conversation_id, "at_seq": seq, "owner_id": owner})
+    note_locked(session, conversation_id)  # on SQLite the UPDATE took the write lock
     return bool(settled.rowcount)  # type: ignore[attr-defined]
 
 
@@ -346,14 +438,18 @@ def record_event(
     data: dict[str, Any] | None = None,
     *,
     now: datetime | None = None,
-) -> ConversationEvent:
-    """Append to the conversation's history (state changes, handoff requests, feedback...)."""
-    event = ConversationEvent(
-        conversation_id=conversation_id, kind=kind, data=data, created_at=now or utcnow()
+) -> None:
+    """Append to the conversation's history (state changes, handoff requests, feedback...): one
+    INSERT on the table, like :func:`append_message`."""
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "conversation_id": conversation_id,
+            "kind": kind,
+            "data": data,
+            "created_at": now or utcnow(),
+        },
     )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def events_of(session: Session, conversation_id: str) -> list[ConversationEvent]:
@@ -376,8 +472,8 @@ def recent_messages(
     session: Session, conversation_id: str, *, before_seq: int, limit: int
 ) -> list[Message]:
     """The ``limit`` messages just before ``before_seq``, oldest first: the answerer's context."""
-    if limit <= 0:
-        return []
+    if limit <= 0 or before_seq <= 1:
+        return []  # nothing comes before a conversation's first message
     rows = session.scalars(
         select(Message)
         .where(Message.conversation_id == conversation_id, Message.seq < before_seq)

@@ -7,8 +7,9 @@ Two different things are limited, because a flood hurts in two different ways:
   any ``window_s`` seconds, which is a burst of ``amount`` followed by the sustained rate
   ``amount / window_s`` (the same promise the settings' "burst" and "per minute" make). A
   refusal says how long until the oldest hit leaves the window, which is an honest retry time.
-  Counters live in a ``limits`` storage: process memory by default, or Redis
-  (``SUPPORTBOT_RATE_LIMIT_STORAGE=redis://...``) when several processes must share them.
+  Counters live in process memory by default (:class:`LocalWindows`), or in a ``limits``
+  storage such as Redis (``SUPPORTBOT_RATE_LIMIT_STORAGE=redis://...``) when several processes
+  must share them.
 * **Answer capacity**: an answer costs a retrieval (embedding, BM25, maybe an LLM call); a few run
   at once and the rest wait (:class:`AnswerSlots`). Each client IP gets at most a share of the
   running answers and a bounded queue, so one client's flood waits behind itself instead of in
@@ -19,15 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 if TYPE_CHECKING:
@@ -86,10 +88,81 @@ class Refusal:
         return str(max(1, math.ceil(self.retry_after_s)))
 
 
-def open_storage(uri: str = "memory://") -> Storage:
-    """A ``limits`` storage: ``memory://`` (this process) or e.g. ``redis://host:6379``."""
+class LocalWindows:
+    """Moving windows in this process's memory: the times of the hits still inside each key's
+    window, oldest first.
+
+    ``limits``' own memory storage was the default before: it starts a timer thread every
+    10 ms that walks every key it ever saw (one per socket, kept for a minute), and inserts
+    each hit at the head of a list, so its cost grew with the sockets and the traffic of the
+    last minute (``bench/chat_latency.py``: the service's CPU per message rose round after
+    round). Here a hit is an append, expired hits leave from the front when their key is next
+    asked, and idle keys are swept at most every ``sweep_s`` seconds, on a hit."""
+
+    def __init__(self, sweep_s: float = 10.0) -> None:
+        self._windows: dict[tuple[str, str, str], tuple[int, deque[float]]] = {}
+        self._lock = threading.Lock()  # sockets (event loop) and sync routes (threads) share it
+        self._sweep_s = sweep_s
+        self._next_sweep = 0.0
+
+    def _hits(self, key: tuple[str, str, str], rate: Rate, now: float) -> deque[float]:
+        entry = self._windows.get(key)
+        if entry is None:
+            entry = self._windows[key] = (rate.window_s, deque())
+        hits = entry[1]
+        cutoff = now - rate.window_s
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        return hits
+
+    def test(self, key: tuple[str, str, str], rate: Rate) -> bool:
+        with self._lock:
+            return len(self._hits(key, rate, time.time())) < rate.amount
+
+    def hit(self, key: tuple[str, str, str], rate: Rate) -> bool:
+        now = time.time()
+        with self._lock:
+            hits = self._hits(key, rate, now)
+            if len(hits) >= rate.amount:
+                return False
+            hits.append(now)
+            if now >= self._next_sweep:
+                self._sweep(now)
+            return True
+
+    def retry_after(self, key: tuple[str, str, str], rate: Rate) -> float:
+        now = time.time()
+        with self._lock:
+            hits = self._hits(key, rate, now)
+            if len(hits) < rate.amount:
+                return 0.0
+            # The hit that must leave the window before one more fits.
+            return max(0.0, hits[len(hits) - rate.amount] + rate.window_s - now)
+
+    def clear(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys with no hit left in their window (closed sockets, gone clients)."""
+        self._next_sweep = now + self._sweep_s
+        idle = [
+            key
+            for key, (window_s, hits) in self._windows.items()
+            if not hits or hits[-1] <= now - window_s
+        ]
+        for key in idle:
+            del self._windows[key]
+
+
+def open_storage(uri: str = "memory://") -> Storage | LocalWindows:
+    """Where the counters live: this process (``memory://``, the default) or a ``limits``
+    storage shared by several processes, e.g. ``redis://host:6379``."""
     if uri.strip().lower() in ("", "memory://"):
-        return MemoryStorage()
+        return LocalWindows()
     storage = storage_from_string(uri)
     if not isinstance(storage, Storage):
         raise ValueError(f"{uri!r} is an asynchronous storage; use the synchronous scheme")
@@ -99,39 +172,65 @@ def open_storage(uri: str = "memory://") -> Storage:
 class RateLimiter:
     """Moving-window limits over one storage, safe to share between sockets and requests."""
 
-    def __init__(self, storage: Storage | None = None, *, namespace: str = "supportbot") -> None:
-        self.storage = storage if storage is not None else MemoryStorage()
-        self.strategy = MovingWindowRateLimiter(self.storage)
+    def __init__(
+        self, storage: Storage | LocalWindows | None = None, *, namespace: str = "supportbot"
+    ) -> None:
+        self.storage = storage if storage is not None else LocalWindows()
+        self._local: LocalWindows | None = None
+        self.strategy: MovingWindowRateLimiter | None = None
+        if isinstance(self.storage, LocalWindows):
+            self._local = self.storage
+        else:
+            self.strategy = MovingWindowRateLimiter(self.storage)
         self.namespace = namespace
 
     def _key(self, check: Check) -> tuple[str, str, str]:
         return (self.namespace, check.scope, check.key)
+
+    def _test(self, check: Check) -> bool:
+        if self._local is not None:
+            return self._local.test(self._key(check), check.rate)
+        assert self.strategy is not None
+        return self.strategy.test(check.rate.item, *self._key(check))
+
+    def _take(self, check: Check) -> bool:
+        if self._local is not None:
+            return self._local.hit(self._key(check), check.rate)
+        assert self.strategy is not None
+        return self.strategy.hit(check.rate.item, *self._key(check))
 
     def hit(self, *checks: Check) -> Refusal | None:
         """Count one hit against every check, or none of them: the first check that would be
         exceeded refuses (with its retry time) and nothing is counted, so a refused request
         does not use up the quota of the limits it did pass."""
         for check in checks:
-            if not self.strategy.test(check.rate.item, *self._key(check)):
+            if not self._test(check):
                 return Refusal(check.scope, self.retry_after(check))
         for check in checks:
-            if not self.strategy.hit(check.rate.item, *self._key(check)):
+            if not self._take(check):
                 # Another request took the last place in between: refuse this one.
                 return Refusal(check.scope, self.retry_after(check))
         return None
 
     def exhausted(self, check: Check) -> bool:
         """True when one more hit would exceed ``check`` (nothing is counted)."""
-        return not self.strategy.test(check.rate.item, *self._key(check))
+        return not self._test(check)
 
     def retry_after(self, check: Check) -> float:
         """Seconds until one more hit fits ``check``."""
+        if self._local is not None:
+            return self._local.retry_after(self._key(check), check.rate)
+        assert self.strategy is not None
         stats = self.strategy.get_window_stats(check.rate.item, *self._key(check))
         if stats.remaining > 0:
             return 0.0
         return max(0.0, stats.reset_time - time.time())
 
     def clear(self, check: Check) -> None:
+        if self._local is not None:
+            self._local.clear(self._key(check))
+            return
+        assert self.strategy is not None
         self.strategy.clear(check.rate.item, *self._key(check))
 
 

@@ -43,14 +43,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, bindparam, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.conversations.agent_frames import ConversationFrame, QueueFrame, QueueItemView
 from bot.conversations.events import AGENTS_TOPIC, conversation_topic
 from bot.conversations.frames import MessageFrame, StateFrame
-from bot.conversations.store import append_message, is_unanswered, record_event, record_feedback
+from bot.conversations.store import (
+    append_message,
+    is_unanswered,
+    lock_conversation_row,
+    mark_answer_owed,
+    note_locked,
+    record_event,
+    record_feedback,
+)
 from bot.core import metrics
 from bot.core.clock import aware, utcnow
 from bot.core.i18n import translate
@@ -114,8 +122,14 @@ def customer_wrote(
     client_msg_id: str | None = None,
     settings: Settings,
     now: datetime | None = None,
+    answer_owner: str | None = None,
 ) -> CustomerTurn:
     """Store the customer's message and decide whether the bot answers it.
+
+    ``answer_owner``: the process that answers a new question the bot should answer. The
+    question is stored with its mark (:func:`bot.conversations.store.settle_answer`) in its
+    INSERT, as most questions are the bot's to answer; a decision otherwise clears it again,
+    in the same transaction.
 
     A resend (same ``client_msg_id``) is stored once and not answered again, unless the process
     stopped between storing and answering it. ``human``: the bot never answers (the person
@@ -127,8 +141,38 @@ def customer_wrote(
     a person, a sensitive topic, frustration, the same question again after a failed answer).
     """
     now = now or utcnow()
+    turn = _customer_turn(
+        session,
+        conversation_id,
+        text,
+        client_msg_id=client_msg_id,
+        settings=settings,
+        now=now,
+        answer_owner=answer_owner,
+    )
+    if turn.created and not turn.bot_should_answer and answer_owner is not None:
+        mark_answer_owed(session, turn.message, None)  # a person (or nobody) answers it
+    return turn
+
+
+def _customer_turn(
+    session: Session,
+    conversation_id: str,
+    text: str,
+    *,
+    client_msg_id: str | None,
+    settings: Settings,
+    now: datetime,
+    answer_owner: str | None,
+) -> CustomerTurn:
     message, created = append_message(
-        session, conversation_id, role="customer", text=text, client_msg_id=client_msg_id, now=now
+        session,
+        conversation_id,
+        role="customer",
+        text=text,
+        client_msg_id=client_msg_id,
+        answer_owner=answer_owner,
+        now=now,
     )
     if not created:
         unanswered = is_unanswered(session, conversation_id, message.seq)
@@ -154,7 +198,8 @@ def customer_wrote(
             now=now,
         )
     signals = triggers.read(text, list(settings.sensitive_topics))
-    if _rephrases_after_an_answer(session, conv, text, now=now):
+    # A rephrase needs a question and an answer before this message.
+    if message.seq > 2 and _rephrases_after_an_answer(session, conv, text, now=now):
         failures = _consecutive_failures(session, conv.id)
         signals = replace(signals, failed_answer="rephrase", failures_in_a_row=failures)
     decision = policy.decide(signals)
@@ -202,11 +247,10 @@ def bot_answered(
         sources=sources,
         confidence=result.confidence,
         escalate=result.escalate,
+        # "which of these?": the choices the customer's pick is checked against
+        suggestions=[source.model_dump(mode="json") for source in result.suggestions] or None,
         now=now,
     )
-    if result.suggestions:  # "which of these?": the choices the customer's pick is checked against
-        message.suggestions = [source.model_dump(mode="json") for source in result.suggestions]
-        session.flush()
     frames = [message_frame(message)]
     decision = policy.decide(verdict=result)
     if decision.escalate:
@@ -485,24 +529,25 @@ def handback(
 # --- the machine ------------------------------------------------------------------------------
 
 
+_LOCKED_CONVERSATION = (  # built once: two of these run per chat turn
+    select(Conversation)
+    .where(Conversation.id == bindparam("cid"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def lock_conversation(session: Session, conversation_id: str) -> Conversation:
-    """Load the conversation for writing, holding its lock until the caller commits."""
+    """Load the conversation for writing, holding its lock until the caller commits.
+
+    On SQLite the lock is the database's write lock, taken by a write before the read (none
+    when this transaction wrote already); elsewhere the ``SELECT ... FOR UPDATE`` itself."""
     if session.get_bind().dialect.name == "sqlite":
-        # SQLite has no row locks; a write takes the (database) write lock before we read, so
-        # no other writer can decide on a stale state.
-        session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(state=Conversation.state)
-        )
-    conv = session.scalar(
-        select(Conversation)
-        .where(Conversation.id == conversation_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+        lock_conversation_row(session, conversation_id)
+    conv = session.scalar(_LOCKED_CONVERSATION, {"cid": conversation_id})
     if conv is None:
         raise HandoffError(f"no conversation {conversation_id}", 404)
+    note_locked(session, conversation_id)
     return conv
 
 
@@ -756,8 +801,8 @@ def _rephrases_after_an_answer(
     """A customer asking the same thing again after a bot answer marks that answer failed
     (recorded as a ``rephrase`` event, which :func:`_consecutive_failures` counts)."""
     recent = list(
-        session.scalars(
-            select(Message)
+        session.execute(
+            select(Message.seq, Message.role, Message.text)
             .where(Message.conversation_id == conv.id, Message.role.in_(("customer", "bot")))
             .order_by(Message.seq.desc())
             .limit(4)

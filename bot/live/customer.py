@@ -277,18 +277,22 @@ class ChatService:
             """The history and the conversation's locale, in one transaction: every round
             trip through the store's threads here delays the first delta (bench: one trip
             less per answer)."""
-            if owed and not store.is_unanswered(s, conversation_id, question_seq):
-                # Answered meanwhile (this task came from a late resend), or a person holds the
-                # conversation now: nothing is owed, so no mark may stay behind either.
-                store.settle_answer(s, conversation_id, question_seq, owner)
-                return None
+            if owed:
+                still_owed, locale = store.owed_question(s, conversation_id, question_seq, owner)
+                if not still_owed:
+                    # Answered meanwhile (this task came from a late resend), or a person holds
+                    # the conversation now: nothing is owed, so no mark may stay behind either.
+                    store.settle_answer(s, conversation_id, question_seq, owner)
+                    return None
+            else:
+                locale = store.conversation_locale(s, conversation_id)
             history = [
                 Turn(role="user" if m.role == "customer" else "assistant", content=m.text)
                 for m in store.recent_messages(
                     s, conversation_id, before_seq=question_seq, limit=limit
                 )
             ]
-            return history, getattr(store.get_conversation(s, conversation_id), "locale", None)
+            return history, locale
 
         # The answer capacity (an answer slot) is held while the answer is decided and computed,
         # not while it is stored: the store trip queues behind every other chat's commits, and a
@@ -819,18 +823,20 @@ class ChatConnection:
         owner = self.service.owner
 
         def save(session: Session) -> tuple[MessageFrame, handoff.CustomerTurn]:
+            # A new question the bot answers is stored with this process's mark on it; a
+            # resend whose answer a stopped process left owed is taken over. Starting a task
+            # for a resend is then harmless: start_answer skips a question with a task on it,
+            # and a second task finds it answered and stores nothing (settle_answer).
             turn = handoff.customer_wrote(
-                session, conversation_id, text, client_msg_id=frame.client_msg_id, settings=settings
+                session,
+                conversation_id,
+                text,
+                client_msg_id=frame.client_msg_id,
+                settings=settings,
+                answer_owner=owner,
             )
-            if turn.bot_should_answer:
-                # The question is this process's to answer: marked with it when new; taken over
-                # on a resend when a stopped process left it. Starting a task for a resend is
-                # then harmless: start_answer skips a question with a task on it, and a second
-                # task finds it answered and stores nothing (settle_answer).
-                if turn.created:
-                    store.mark_answer_owed(session, turn.message, owner)
-                else:
-                    store.take_over_answer(session, conversation_id, turn.message.seq, owner)
+            if turn.bot_should_answer and not turn.created:
+                store.take_over_answer(session, conversation_id, turn.message.seq, owner)
             if turn.created and contains_card_number(text):
                 # Told right after the message, by the system: card numbers do not belong here.
                 conversation = store.get_conversation(session, conversation_id)

@@ -25,6 +25,7 @@ from bot.core.db import DatabaseWorkers, make_engine, make_session_factory, tran
 from bot.core.migrate import upgrade_database
 from bot.core.models import Conversation, Message
 from bot.core.settings import Settings
+from bot.handoff import machine as handoff
 from bot.live.customer import ChatService
 from tests.helpers.live_server import ScriptedAnswerer
 
@@ -182,3 +183,69 @@ async def test_the_answer_slot_is_free_before_the_answer_is_stored(
         assert rows[0].answer_owner is None  # nothing left owed
         assert not store.is_unanswered(session, cid, 1)
     workers.close()
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", _env_file=None)
+
+
+def test_a_question_is_stored_with_its_answer_mark_in_one_insert(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """The common turn: a question the bot answers. Its number, its row with this process's
+    mark, the conversation read under the lock the numbering already took: no UPDATE of the
+    message for the mark, no lock statement of its own (the numbering UPDATE holds it)."""
+    with transaction(sessions) as session:
+        cid = store.create_conversation(session)[0].id
+    seen = statements(engine)
+    with transaction(sessions) as session:
+        turn = handoff.customer_wrote(
+            session,
+            cid,
+            "Can I return a pan?",
+            client_msg_id="q1",
+            settings=settings_for(tmp_path),
+            answer_owner="process-a",
+        )
+    assert turn.created and turn.bot_should_answer
+    writes = [s.split(" SET")[0].split(" (")[0] for s in seen if not s.startswith("SELECT")]
+    assert writes == ["UPDATE CONVERSATIONS", "INSERT INTO MESSAGES"], seen
+    with transaction(sessions) as session:
+        assert store.owed_question(session, cid, 1, "process-a") == (True, None)
+        assert store.owed_question(session, cid, 1, "process-b")[0] is False
+
+
+def test_a_question_for_a_person_keeps_no_answer_mark(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    with transaction(sessions) as session:
+        cid = store.create_conversation(session)[0].id
+    with transaction(sessions) as session:
+        turn = handoff.customer_wrote(
+            session,
+            cid,
+            "I want to talk to a real person",
+            client_msg_id="q1",
+            settings=settings_for(tmp_path),
+            answer_owner="process-a",
+        )
+    assert turn.created and not turn.bot_should_answer
+    with transaction(sessions) as session:
+        row = session.scalars(select(Message).where(Message.conversation_id == cid)).first()
+        assert row is not None and row.answer_owner is None
+        assert not store.is_unanswered(session, cid, 1)
+
+
+def test_a_held_lock_ends_with_its_transaction(sessions: sessionmaker[Session]) -> None:
+    """What lets a turn skip a lock statement is tied to the transaction that took the lock:
+    a session that commits and goes on must lock again."""
+    with transaction(sessions) as session:
+        cid = store.create_conversation(session)[0].id
+    with sessions() as session:
+        with session.begin():
+            assert not store.holds_lock(session, cid)
+            store.next_seq(session, cid)
+            assert store.holds_lock(session, cid)
+            assert not store.holds_lock(session, "another-conversation")
+        with session.begin():
+            assert not store.holds_lock(session, cid)

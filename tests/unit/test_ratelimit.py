@@ -1,5 +1,6 @@
-"""Moving-window limits (the ``limits`` library): bursts pass, floods are refused with an honest
-retry time, a refused hit costs nothing; answer slots keep a per-client share."""
+"""Moving-window limits (in process memory, or a ``limits`` storage): bursts pass, floods are
+refused with an honest retry time, a refused hit costs nothing, idle keys are forgotten; answer
+slots keep a per-client share."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.core.ratelimit import (
     CapacityFull,
     Check,
     Gatekeeper,
+    LocalWindows,
     Rate,
     RateLimiter,
     ServiceLimits,
@@ -32,13 +34,10 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
-    """The limits' memory storage and our retry times read this clock instead of the wall."""
-    import limits.storage.memory
-
+    """The in-process windows and our retry times read this clock instead of the wall."""
     import bot.core.ratelimit
 
     fake = FakeClock()
-    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=fake.time))
     monkeypatch.setattr(bot.core.ratelimit, "time", types.SimpleNamespace(time=fake.time))
     yield fake
 
@@ -97,6 +96,43 @@ def test_gatekeeper_limits_come_from_the_settings(clock: FakeClock) -> None:
     assert gate.hello("9.9.9.9") is not None
     assert gate.hello("8.8.8.8") is None
     assert [gate.refusal_strike("socket") for _ in range(4)] == [True, True, True, False]
+
+
+def test_idle_keys_are_forgotten_and_no_thread_is_started(clock: FakeClock) -> None:
+    """One key per socket comes and goes all day: a key whose hits have all left its window
+    is dropped on a later hit (at most every ``sweep_s``), and counting starts no thread (the
+    ``limits`` memory storage started a timer thread every 10 ms that walked every key)."""
+    import threading
+
+    windows = LocalWindows(sweep_s=5.0)
+    limiter = RateLimiter(windows)
+    threads = threading.active_count()
+    for socket in range(100):
+        assert limiter.hit(Check("connection", Rate(3, 2), f"socket-{socket}")) is None
+    assert len(windows) == 100 and threading.active_count() == threads
+    clock.now += 6.0  # past every window and the sweep interval
+    assert limiter.hit(Check("connection", Rate(3, 2), "socket-new")) is None
+    assert len(windows) == 1
+    # A key still inside its window is kept, with its count.
+    ip = Check("ip", Rate(2, 60), "1.1.1.1")
+    assert limiter.hit(ip) is None and limiter.hit(ip) is None
+    clock.now += 6.0
+    assert limiter.hit(Check("connection", Rate(3, 2), "socket-later")) is None
+    assert limiter.hit(ip) is not None
+
+
+def test_the_retry_time_is_when_the_oldest_counted_hit_leaves(clock: FakeClock) -> None:
+    limiter = RateLimiter()
+    check = Check("ip", Rate(2, 10), "1.1.1.1")
+    assert limiter.hit(check) is None
+    clock.now += 4.0
+    assert limiter.hit(check) is None
+    refusal = limiter.hit(check)
+    assert refusal is not None and refusal.retry_after_s == pytest.approx(6.0)
+    clock.now += 6.0  # the first hit left: one place
+    assert limiter.hit(check) is None
+    refusal = limiter.hit(check)
+    assert refusal is not None and refusal.retry_after_s == pytest.approx(4.0)
 
 
 async def test_answer_slots_give_each_client_a_share() -> None:
