@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ from bot.conversations.events import AGENTS_TOPIC, conversation_topic
 from bot.conversations.frames import MessageFrame, StateFrame
 from bot.conversations.store import (
     append_message,
+    conversation_state,
     is_unanswered,
     lock_conversation_row,
     mark_answer_owed,
@@ -177,8 +178,37 @@ def _customer_turn(
     if not created:
         unanswered = is_unanswered(session, conversation_id, message.seq)
         return CustomerTurn(message, created=False, bot_should_answer=unanswered)
-    conv = lock_conversation(session, conversation_id)
+    # The numbering UPDATE holds the conversation's lock: its state is read as a value, and
+    # the ORM object is loaded only for a step that changes it (most questions change nothing).
+    conv: Conversation | None = None
+    state = conversation_state(session, conversation_id)
+    if state is None:
+        raise HandoffError(f"no conversation {conversation_id}", 404)
+
+    def locked() -> Conversation:
+        nonlocal conv
+        if conv is None:
+            conv = lock_conversation(session, conversation_id)
+        return conv
+
     frames: list[dict[str, Any]] = []
+    if state != "bot":
+        return _customer_turn_outside_bot(
+            session, locked(), message, text, frames, settings=settings, now=now
+        )
+    return _bot_customer_turn(session, message, text, frames, locked, settings=settings, now=now)
+
+
+def _customer_turn_outside_bot(
+    session: Session,
+    conv: Conversation,
+    message: Message,
+    text: str,
+    frames: list[dict[str, Any]],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> CustomerTurn:
     if conv.state in ("awaiting_human", "human"):
         frames += _maybe_store_contact(session, conv, text, now=now)
         signals = triggers.read(text, list(settings.sensitive_topics))
@@ -197,14 +227,33 @@ def _customer_turn(
             text=translate("bot_again", conv.locale),
             now=now,
         )
+    return _bot_customer_turn(
+        session, message, text, frames, lambda: conv, settings=settings, now=now
+    )
+
+
+def _bot_customer_turn(
+    session: Session,
+    message: Message,
+    text: str,
+    frames: list[dict[str, Any]],
+    locked: Callable[[], Conversation],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> CustomerTurn:
+    """A question in a conversation the bot holds: the policy weighs its signals."""
+    conversation_id = message.conversation_id
     signals = triggers.read(text, list(settings.sensitive_topics))
     # A rephrase needs a question and an answer before this message.
-    if message.seq > 2 and _rephrases_after_an_answer(session, conv, text, now=now):
-        failures = _consecutive_failures(session, conv.id)
+    if message.seq > 2 and _rephrases_after_an_answer(
+        session, conversation_id, locked, text, now=now
+    ):
+        failures = _consecutive_failures(session, conversation_id)
         signals = replace(signals, failed_answer="rephrase", failures_in_a_row=failures)
     decision = policy.decide(signals)
     if decision.escalate:
-        frames += _escalate(session, conv, decision, settings=settings, now=now)
+        frames += _escalate(session, locked(), decision, settings=settings, now=now)
         return CustomerTurn(message, True, False, frames)
     return CustomerTurn(message, True, True, frames)
 
@@ -232,15 +281,21 @@ def bot_answered(
     that a person still follows up; the state and the queue item stay as they are.
     """
     now = now or utcnow()
-    conv = lock_conversation(session, conversation_id)
     if while_waiting:
+        conv = lock_conversation(session, conversation_id)
         return _answer_while_waiting(session, conv, result, reply_to, settings=settings, now=now)
-    if conv.state != "bot":
+    # Under the lock (usually held already: the answer's mark was settled in this transaction),
+    # the state as a value; the ORM object only for a hand-over.
+    lock_conversation_row(session, conversation_id)
+    state = conversation_state(session, conversation_id)
+    if state is None:
+        raise HandoffError(f"no conversation {conversation_id}", 404)
+    if state != "bot":
         return None
     sources = [source.model_dump(mode="json") for source in result.sources]
     message, _ = append_message(
         session,
-        conv.id,
+        conversation_id,
         role="bot",
         text=result.answer,
         reply_to=reply_to,
@@ -255,6 +310,7 @@ def bot_answered(
     decision = policy.decide(verdict=result)
     if decision.escalate:
         where = replace(decision, detail=f"bot answer #{message.seq} ({decision.detail})")
+        conv = lock_conversation(session, conversation_id)
         frames += _escalate(session, conv, where, sources=sources, settings=settings, now=now)
     return frames
 
@@ -796,14 +852,23 @@ def _consecutive_failures(session: Session, conversation_id: str) -> int:
 
 
 def _rephrases_after_an_answer(
-    session: Session, conv: Conversation, text: str, *, now: datetime
+    session: Session,
+    conversation_id: str,
+    locked: Callable[[], Conversation],
+    text: str,
+    *,
+    now: datetime,
 ) -> bool:
     """A customer asking the same thing again after a bot answer marks that answer failed
-    (recorded as a ``rephrase`` event, which :func:`_consecutive_failures` counts)."""
+    (recorded as a ``rephrase`` event, which :func:`_consecutive_failures` counts).
+    ``locked`` gives the locked conversation, loaded only when there is a rephrase to record."""
     recent = list(
         session.execute(
             select(Message.seq, Message.role, Message.text)
-            .where(Message.conversation_id == conv.id, Message.role.in_(("customer", "bot")))
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.role.in_(("customer", "bot")),
+            )
             .order_by(Message.seq.desc())
             .limit(4)
         )
@@ -815,7 +880,7 @@ def _rephrases_after_an_answer(
         return False
     if not triggers.is_rephrase(recent[1].text, text):
         return False
-    _record(session, conv, "rephrase", {"seq": recent[0].seq, "helpful": False}, now=now)
+    _record(session, locked(), "rephrase", {"seq": recent[0].seq, "helpful": False}, now=now)
     return True
 
 

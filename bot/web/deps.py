@@ -21,7 +21,14 @@ def get_context(connection: HTTPConnection) -> AppContext:
     return ctx
 
 
-def get_app_settings(connection: HTTPConnection) -> Settings:
+# The dependencies are ``async def`` though they never wait: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop for every request and every chat socket that
+# only reads an attribute (it showed in the chat socket's profile, bench/chat_latency.py).
+async def context_dependency(connection: HTTPConnection) -> AppContext:
+    return get_context(connection)
+
+
+async def settings_dependency(connection: HTTPConnection) -> Settings:
     return get_context(connection).settings
 
 
@@ -31,6 +38,6 @@ def get_session(connection: HTTPConnection) -> Iterator[Session]:
         yield session
 
 
-ContextDep = Annotated[AppContext, Depends(get_context)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ContextDep = Annotated[AppContext, Depends(context_dependency)]
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 SessionDep = Annotated[Session, Depends(get_session)]
