@@ -27,7 +27,7 @@ import asyncio
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -161,10 +161,16 @@ def _reply_body(settings: Settings, conversation: Conversation, replies: list[Me
 
 
 def queue_agent_replies(
-    session: Session, settings: Settings, *, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    present: Sequence[str] = (),
 ) -> int:
     """Queue one e-mail per conversation whose customer is away and has unseen agent replies;
-    returns how many. Replies the customer saw live are passed over (and never e-mailed)."""
+    returns how many. Replies the customer saw live are passed over (and never e-mailed).
+    ``present``: conversations with a customer socket open in this process now, never away
+    (their replies stay for a later round, judged against the time the socket closed)."""
     now = now or utcnow()
     away_since = now - timedelta(minutes=settings.email_reply_after_minutes)
     newest_agent = (
@@ -172,14 +178,13 @@ def queue_agent_replies(
         .where(Message.conversation_id == Conversation.id, Message.role == "agent")
         .scalar_subquery()
     )
-    candidates = session.scalars(
-        select(Conversation).where(
-            newest_agent > Conversation.emailed_through_seq,
-            or_(
-                Conversation.customer_seen_at.is_(None), Conversation.customer_seen_at <= away_since
-            ),
-        )
-    ).all()
+    query = select(Conversation).where(
+        newest_agent > Conversation.emailed_through_seq,
+        or_(Conversation.customer_seen_at.is_(None), Conversation.customer_seen_at <= away_since),
+    )
+    if present:
+        query = query.where(Conversation.id.not_in(list(present)))
+    candidates = session.scalars(query).all()
     queued = 0
     for conversation in candidates:
         replies = list(
@@ -324,15 +329,19 @@ async def outbox_round(
 ) -> int:
     """One pass: heartbeat, queue, send. Returns how many e-mails were sent."""
     here = present()
-    if here:
-        await database.run(lambda s: mark_seen(s, here))
     if not email_enabled(settings):
+        if here:
+            await database.run(lambda s: mark_seen(s, here))
         return 0
 
     def queue_and_claim(session: Session) -> list[Outgoing]:
+        # The heartbeat and the queue in one transaction, and the conversations open here
+        # passed over: an agent reply committed between a heartbeat and a queue step of their
+        # own would otherwise look unseen to a customer who has the chat open right now.
+        mark_seen(session, here)
         if not try_job_lock(session, "email-outbox"):
             return []
-        queue_agent_replies(session, settings)
+        queue_agent_replies(session, settings, present=here)
         return claim_due(session)
 
     sent = 0

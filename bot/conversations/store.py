@@ -320,18 +320,12 @@ def is_unanswered(session: Session, conversation_id: str, seq: int) -> bool:
     return found is not None
 
 
-def still_owed(session: Session, conversation_id: str, seq: int, owner: str) -> bool:
-    """True when question ``seq``, marked for ``owner``, still waits for its answer from it: the
-    mark is still ``owner``'s and the bot still holds the conversation. One indexed read, what
-    :func:`is_unanswered` decides for a marked question: the mark is cleared by the
-    transaction that stores the answer (:func:`settle_answer`), and moved by a take-over."""
-    row = session.execute(_OWED, {"cid": conversation_id, "at_seq": seq}).first()
-    return row is not None and row.answer_owner == owner and row.state == "bot"
-
-
 def conversation_state(session: Session, conversation_id: str) -> str | None:
     """The conversation's state (``None``: no such conversation), read as a value: the state
-    machine loads the ORM object only for a step that changes it."""
+    machine loads the ORM object only for a step that changes it. A statement on the table
+    does not autoflush, so changes still pending in the session are written first (nothing,
+    in a chat turn: the flush is then a check of an empty session)."""
+    session.flush()
     return session.scalar(_STATE, {"cid": conversation_id})
 
 
@@ -342,8 +336,12 @@ def conversation_locale(session: Session, conversation_id: str) -> str | None:
 def owed_question(
     session: Session, conversation_id: str, seq: int, owner: str
 ) -> tuple[bool, str | None]:
-    """Whether question ``seq`` still waits for ``owner``'s answer (:func:`still_owed`), and the
-    conversation's locale: what an answer reads before it starts, in one statement."""
+    """Whether question ``seq`` still waits for ``owner``'s answer, and the conversation's
+    locale: what an answer reads before it starts, in one statement.
+
+    For a question marked for ``owner`` this is what :func:`is_unanswered` decides, read from
+    one row: the mark is still ``owner``'s (a take-over moves it; the transaction that stores
+    the answer clears it, :func:`settle_answer`) and the bot still holds the conversation."""
     row = session.execute(_OWED, {"cid": conversation_id, "at_seq": seq}).first()
     if row is None:
         return False, None

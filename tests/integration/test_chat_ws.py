@@ -544,3 +544,25 @@ async def test_handoff_request_moves_to_a_person_and_the_bot_only_answers_what_i
         assert all("still in the queue" in f["text"] for f in later if is_bot_message(f))
     assert answerer.questions == ["Anyone there?"]
     assert count_messages(server, welcome["conversation_id"], "bot") == 1
+
+
+async def test_a_chat_socket_takes_no_thread_pool_hop_for_its_dependencies(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI runs a plain ``def`` dependency in its thread pool: the context dependency is
+    ``async`` so a chat socket's handshake does not pay a thread hop to read an attribute."""
+    import fastapi.dependencies.utils as fastapi_deps
+
+    hops: list[str] = []
+    original = fastapi_deps.run_in_threadpool
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi_deps, "run_in_threadpool", counting)
+    async with chat_connect(server.url) as ws:
+        await hello(ws)
+        frames = await ask(ws, "m1", "Can I return a parcel?")
+    assert frames[-1]["type"] == "message"
+    assert hops == []

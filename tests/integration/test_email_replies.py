@@ -333,3 +333,35 @@ def test_smtp_urls_are_parsed() -> None:
     assert (plain.port, plain.tls, plain.username) == (2525, False, None)
     with pytest.raises(ValueError):
         outbox.parse_smtp_url("http://mail.example.com")
+
+
+def test_a_reply_committed_between_heartbeats_is_not_mailed_to_a_customer_who_is_here(
+    tmp_path: Path,
+) -> None:
+    """The race the heartbeat alone left open: the customer's socket is open, the last
+    heartbeat is older than an agent's reply, and a queue step runs before the next one. A
+    conversation open in this process is never "away"; once its socket closes, the close time
+    decides what was seen."""
+    from bot.conversations import store
+    from bot.core.models import Conversation
+
+    settings = settings_for(tmp_path, smtp_url="smtp://127.0.0.1:1")
+    engine = make_engine(f"sqlite:///{tmp_path / 'mail.sqlite'}")
+    upgrade_database(engine)
+    sessions = make_session_factory(engine)
+    heartbeat = utcnow() - timedelta(seconds=5)
+    with transaction(sessions) as session:
+        cid = store.create_conversation(session)[0].id
+        conversation = session.get(Conversation, cid)
+        assert conversation is not None
+        conversation.contact_email = "bob@example.com"
+        conversation.customer_seen_at = heartbeat
+        session.flush()
+        store.append_message(session, cid, role="agent", text="Looking into it now.")
+    with transaction(sessions) as session:
+        assert outbox.queue_agent_replies(session, settings, present=[cid]) == 0
+    with transaction(sessions) as session:  # the socket closed before the reply: away now
+        assert outbox.queue_agent_replies(session, settings) == 1
+        [row] = session.scalars(select(OutboxEmail)).all()
+        assert row.to_address == "bob@example.com" and "Looking into it now." in row.body
+    engine.dispose()

@@ -249,3 +249,18 @@ def test_a_held_lock_ends_with_its_transaction(sessions: sessionmaker[Session]) 
             assert not store.holds_lock(session, "another-conversation")
         with session.begin():
             assert not store.holds_lock(session, cid)
+
+
+def test_the_state_read_as_a_value_sees_changes_pending_in_the_session(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A statement on the table does not autoflush: the state read writes what the session
+    still holds first, so a caller that changed the conversation decides on its own change."""
+    with transaction(sessions) as session:
+        cid = store.create_conversation(session)[0].id
+    with transaction(sessions) as session:
+        conversation = session.get(Conversation, cid)
+        assert conversation is not None
+        conversation.state = "awaiting_human"
+        assert store.conversation_state(session, cid) == "awaiting_human"
+        assert store.conversation_state(session, "no-such-conversation") is None
