@@ -585,7 +585,7 @@ def handback(
 # --- the machine ------------------------------------------------------------------------------
 
 
-_LOCKED_CONVERSATION = (  # built once: two of these run per chat turn
+_LOCKED_CONVERSATION = (  # built once: every step that changes a conversation loads it so
     select(Conversation)
     .where(Conversation.id == bindparam("cid"))
     .with_for_update()

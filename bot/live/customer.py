@@ -839,8 +839,7 @@ class ChatConnection:
                 store.take_over_answer(session, conversation_id, turn.message.seq, owner)
             if turn.created and contains_card_number(text):
                 # Told right after the message, by the system: card numbers do not belong here.
-                conversation = store.get_conversation(session, conversation_id)
-                locale = conversation.locale if conversation is not None else None
+                locale = store.conversation_locale(session, conversation_id)
                 warning, _ = store.append_message(
                     session, conversation_id, role="system", text=translate("card_warning", locale)
                 )

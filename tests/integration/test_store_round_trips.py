@@ -185,8 +185,20 @@ async def test_the_answer_slot_is_free_before_the_answer_is_stored(
     workers.close()
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", _env_file=None)
+def ask(
+    sessions: sessionmaker[Session], tmp_path: Path, cid: str, text: str
+) -> handoff.CustomerTurn:
+    """One customer question through the state machine, as the chat socket stores it (with
+    this process's answer mark), in a transaction of its own."""
+    with transaction(sessions) as session:
+        return handoff.customer_wrote(
+            session,
+            cid,
+            text,
+            client_msg_id="q1",
+            settings=Settings(data_dir=tmp_path / "data", _env_file=None),
+            answer_owner="process-a",
+        )
 
 
 def test_a_question_is_stored_with_its_answer_mark_in_one_insert(
@@ -198,15 +210,7 @@ def test_a_question_is_stored_with_its_answer_mark_in_one_insert(
     with transaction(sessions) as session:
         cid = store.create_conversation(session)[0].id
     seen = statements(engine)
-    with transaction(sessions) as session:
-        turn = handoff.customer_wrote(
-            session,
-            cid,
-            "Can I return a pan?",
-            client_msg_id="q1",
-            settings=settings_for(tmp_path),
-            answer_owner="process-a",
-        )
+    turn = ask(sessions, tmp_path, cid, "Can I return a pan?")
     assert turn.created and turn.bot_should_answer
     writes = [s.split(" SET")[0].split(" (")[0] for s in seen if not s.startswith("SELECT")]
     assert writes == ["UPDATE CONVERSATIONS", "INSERT INTO MESSAGES"], seen
@@ -220,15 +224,7 @@ def test_a_question_for_a_person_keeps_no_answer_mark(
 ) -> None:
     with transaction(sessions) as session:
         cid = store.create_conversation(session)[0].id
-    with transaction(sessions) as session:
-        turn = handoff.customer_wrote(
-            session,
-            cid,
-            "I want to talk to a real person",
-            client_msg_id="q1",
-            settings=settings_for(tmp_path),
-            answer_owner="process-a",
-        )
+    turn = ask(sessions, tmp_path, cid, "I want to talk to a real person")
     assert turn.created and not turn.bot_should_answer
     with transaction(sessions) as session:
         row = session.scalars(select(Message).where(Message.conversation_id == cid)).first()
