@@ -543,6 +543,27 @@ _PROCEDURAL = re.compile(
 )
 
 
+def restates_title(question: str, title: str) -> bool:
+    """Whether every word the question is about is in the article's title ("Which payment
+    methods do you accept?" to "Payment methods we accept", "track my order" to "Tracking your
+    order"): such a question asks what the article is about, not for one detail of it. Words
+    match when one is the start of the other (four letters at least), since the light stemmer
+    leaves "resetting" as "resett"."""
+    asked = set(tokenize(question))
+    titled = set(tokenize(title))
+    if not asked or not titled:
+        return False
+
+    def in_title(word: str) -> bool:
+        return any(
+            word == t
+            or (min(len(word), len(t)) >= 4 and (t.startswith(word) or word.startswith(t)))
+            for t in titled
+        )
+
+    return all(in_title(word) for word in asked)
+
+
 def score_units(
     question: str,
     units: Sequence[_Unit],
@@ -667,14 +688,34 @@ def _fit_body(body: list[_Unit], best: _Unit, scores: Sequence[float]) -> list[_
     return kept or list(body)
 
 
+def _opening(passages: Sequence[list[_Unit]], candidates: Sequence[_Unit]) -> list[list[_Unit]]:
+    """The article's opening: its lead (the passages before the first heading) and the first
+    passage under a heading, each as the passages hold them (only units that can be said)."""
+    sayable = {u.order for u in candidates}
+    lead = [p for p in passages if not p[0].heading]
+    first = next((p for p in passages if p[0].heading), None)
+    opening = [*lead, *([first] if first else [])]
+    return [
+        [u for u in p if u.order in sayable] for p in opening if any(u.order in sayable for u in p)
+    ]
+
+
 def select_passages(
-    units: Sequence[_Unit], scores: Sequence[float], *, steps: bool = False
+    units: Sequence[_Unit],
+    scores: Sequence[float],
+    *,
+    steps: bool = False,
+    about_the_article: bool = False,
 ) -> Iterator[list[_Unit]]:
     """The passages of the answer, each given as soon as it is chosen.
 
     First what answers: the best unit's passage, and another passage whose best unit scores
     about as well (within ``CLOSE``) while the budget allows, in the article's order (equally
-    good passages read best as their author ordered them). Then, for a "how do I" question
+    good passages read best as their author ordered them). A question about the article as a
+    whole (``about_the_article``: it only restates the title) is answered by the article's
+    opening instead, its lead and first section: "Which payment methods do you accept?" was
+    answered with the "Not accepted" list, whose items look most like payment methods to the
+    embedding, and not with the list of those accepted. Then, for a "how do I" question
     (``steps``), the article's best-matching steps if they are not in yet; then the table of
     the best unit's section, which usually holds the specifics its text refers to."""
     passages = _passages(units)
@@ -696,12 +737,22 @@ def select_passages(
         chosen.update(u.order for u in fresh)
         return fresh
 
-    answering = [take(_passage_for(home[best.order], best, scores), MAX_PASSAGE_CHARS * 2)]
-    for unit in sorted(candidates, key=lambda u: -scores[u.order])[1:4]:
-        if scores[unit.order] < scores[best.order] - CLOSE:
-            break
-        if unit.order not in chosen and home[unit.order] is not home[best.order]:
-            answering.append(take(_passage_for(home[unit.order], unit, scores), MAX_ANSWER_CHARS))
+    opening = _opening(passages, candidates) if about_the_article else []
+    if opening:
+        answering = []
+        for passage in opening:
+            lead = max(passage, key=lambda u: scores[u.order])
+            answering.append(take(_passage_for(passage, lead, scores), MAX_PASSAGE_CHARS * 2))
+        best = max((u for p in answering for u in p), key=lambda u: scores[u.order], default=best)
+    else:
+        answering = [take(_passage_for(home[best.order], best, scores), MAX_PASSAGE_CHARS * 2)]
+        for unit in sorted(candidates, key=lambda u: -scores[u.order])[1:4]:
+            if scores[unit.order] < scores[best.order] - CLOSE:
+                break
+            if unit.order not in chosen and home[unit.order] is not home[best.order]:
+                answering.append(
+                    take(_passage_for(home[unit.order], unit, scores), MAX_ANSWER_CHARS)
+                )
     yield from sorted(filter(None, answering), key=lambda p: p[0].order)
     numbered = [u for u in candidates if u.marker[:1].isdigit()]
     if steps and numbered and not any(units[i].marker[:1].isdigit() for i in chosen):
@@ -723,10 +774,15 @@ def select_passages(
 
 
 def select_units(
-    units: Sequence[_Unit], scores: Sequence[float], *, steps: bool = False
+    units: Sequence[_Unit],
+    scores: Sequence[float],
+    *,
+    steps: bool = False,
+    about_the_article: bool = False,
 ) -> list[_Unit]:
     """Every unit the answer gives, in the order it gives them."""
-    return [unit for passage in select_passages(units, scores, steps=steps) for unit in passage]
+    chosen = select_passages(units, scores, steps=steps, about_the_article=about_the_article)
+    return [unit for passage in chosen for unit in passage]
 
 
 class _Renderer:
@@ -794,7 +850,12 @@ def iter_extractive(
     scores = score_units(question, units, vectors_of, sections)
     renderer = _Renderer()
     said = False
-    for passage in select_passages(units, scores, steps=bool(_PROCEDURAL.search(question))):
+    for passage in select_passages(
+        units,
+        scores,
+        steps=bool(_PROCEDURAL.search(question)),
+        about_the_article=restates_title(question, article.title),
+    ):
         for unit in passage:
             said = True
             yield renderer.piece(unit)

@@ -90,6 +90,35 @@ def test_parcel_never_arrived_does_not_end_on_a_colon(answerer: ExtractiveAnswer
     assert "Delivered" in text and "damaged" not in text
 
 
+def test_payment_methods_question_gets_the_accepted_list_not_the_exclusions(
+    answerer: ExtractiveAnswerer,
+) -> None:
+    """The "Not accepted" items look most like payment methods to the embedding; a question
+    that only restates the article's title asks for the article's gist, its opening."""
+    text, article = answer_from_best_article(answerer, "Which payment methods do you accept?")
+    assert article == "billing/payment-methods"
+    for method in ("Visa, Mastercard", "PayPal", "Apple Pay", "Klarna"):
+        assert method in text, text
+    assert "Cash on delivery" not in text
+
+
+@pytest.mark.parametrize(
+    ("question", "article", "expected"),
+    [
+        ("payment methods", "billing/payment-methods", "PayPal"),
+        ("How can I track my order?", "orders-shipping/track-order", "select Track next to"),
+        ("How do I reset my password?", "account/reset-password", "1. Go to the sign-in page"),
+    ],
+)
+def test_a_question_that_restates_the_title_gets_the_opening(
+    answerer: ExtractiveAnswerer, question: str, article: str, expected: str
+) -> None:
+    text, found = answer_from_best_article(answerer, question)
+    assert found == article
+    assert expected in text, text
+    assert dangling_colons(text) == []
+
+
 @pytest.mark.parametrize(
     "question",
     [
@@ -243,9 +272,9 @@ async def test_a_consumer_that_stops_early_stops_the_composer(
     monkeypatch.setattr(answerers._Renderer, "piece", slow_piece)
     stream = answerer.stream("How do I reset my password?", [])
     first = await anext(stream)
-    assert isinstance(first, str) and first.startswith("**How to reset it:**")
+    assert isinstance(first, str) and first.startswith("Forgot your password?")
     await stream.aclose()
-    await asyncio.sleep(1.5)  # the 5 steps would all be rendered by now
+    await asyncio.sleep(1.5)  # 6 of the answer's 7 units (lead and 5 steps) would be rendered
     assert len(rendered) <= 3, rendered
 
 
