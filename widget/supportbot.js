@@ -119,8 +119,8 @@
   }
 
   // ---------------------------------------------------------------------------------------
-  // Safe Markdown: escape everything first, then add back only <p>, <br>, <strong>, <ul>,
-  // <ol>, <li>, <table> (<thead>, <tbody>, <tr>, <th>, <td>) and <a href="http(s)://...">
+  // Safe Markdown: escape everything first, then add back only <p>, <br>, <strong>, <em>, <ul>,
+  // <ol>, <li> (one level of nesting), <table> (<thead>, <tbody>, <tr>, <th>, <td>) and <a href="http(s)://...">
   // built from the escaped text: a table cell is escaped text like any other.
   // ---------------------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@
     return typeof url === "string" && /^https?:\/\/[^\s]+$/i.test(url);
   }
 
-  // Inline formatting over text that is ALREADY escaped: links, bare URLs, **bold**.
+  // Inline formatting over text that is ALREADY escaped: links, bare URLs, **bold**, *italic*.
   function renderInline(escaped) {
     var links = [];
     var LINK_TOKEN = "\u0000L";
@@ -162,6 +162,8 @@
     });
     out = out.replace(/\*\*([^*\n][^*]*?)\*\*/g, "<strong>$1</strong>");
     out = out.replace(/__([^_\n][^_]*?)__/g, "<strong>$1</strong>");
+    // *italic*: opened before a non-space, closed after one, not inside a word ("2*3*4").
+    out = out.replace(/(^|[^\w*])\*(?=\S)([^*\n]*?\S)\*(?![\w*])/g, "$1<em>$2</em>");
     return out.replace(/\u0000L(\d+)\u0000/g, function (_m, i) {
       return links[Number(i)];
     });
@@ -205,7 +207,7 @@
     var lines = escapeHtml(String(text == null ? "" : text).replace(/\r\n?/g, "\n")).split("\n");
     var html = [];
     var paragraph = [];
-    var list = null; // {tag: "ul"|"ol", items: []}
+    var list = null; // {tag: "ul"|"ol", items: [{text, sub: {tag, items: [text]} | null}]}
 
     function flushParagraph() {
       if (paragraph.length) {
@@ -213,13 +215,15 @@
         paragraph = [];
       }
     }
+    function listHtml(tag, items) {
+      return "<" + tag + ">" + items.map(function (item) {
+        var sub = item.sub ? listHtml(item.sub.tag, item.sub.items) : "";
+        return "<li>" + renderInline(item.text) + sub + "</li>";
+      }).join("") + "</" + tag + ">";
+    }
     function flushList() {
       if (list) {
-        html.push(
-          "<" + list.tag + ">" +
-            list.items.map(function (item) { return "<li>" + renderInline(item) + "</li>"; }).join("") +
-            "</" + list.tag + ">"
-        );
+        html.push(listHtml(list.tag, list.items));
         list = null;
       }
     }
@@ -235,15 +239,21 @@
         i = table.next - 1;
         continue;
       }
+      // An item indented under an open list's item is a sub-item (one level deep).
+      var nested = list && /^\s{2,}(?:([-*+])|\d{1,3}[.)])\s+(.*)$/.exec(line);
       var bullet = /^\s{0,3}[-*+]\s+(.*)$/.exec(line);
       var numbered = /^\s{0,3}\d{1,3}[.)]\s+(.*)$/.exec(line);
       var heading = /^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
-      if (bullet || numbered) {
+      if (nested) {
+        var parent = list.items[list.items.length - 1];
+        if (!parent.sub) parent.sub = { tag: nested[1] ? "ul" : "ol", items: [] };
+        parent.sub.items.push({ text: nested[2], sub: null });
+      } else if (bullet || numbered) {
         flushParagraph();
         var tag = bullet ? "ul" : "ol";
         if (list && list.tag !== tag) flushList();
         if (!list) list = { tag: tag, items: [] };
-        list.items.push((bullet || numbered)[1]);
+        list.items.push({ text: (bullet || numbered)[1], sub: null });
       } else if (/^\s*$/.test(line)) {
         flushParagraph();
         flushList();
@@ -252,8 +262,10 @@
         flushList();
         html.push("<p><strong>" + renderInline(heading[1]) + "</strong></p>");
       } else if (list && /^\s{2,}\S/.test(line)) {
-        // A continuation line of the last list item.
-        list.items[list.items.length - 1] += " " + line.trim();
+        // A continuation line of the last list item (or of its last sub-item).
+        var last = list.items[list.items.length - 1];
+        if (last.sub) last = last.sub.items[last.sub.items.length - 1];
+        last.text += " " + line.trim();
       } else {
         flushList();
         paragraph.push(line.trim());

@@ -135,6 +135,34 @@ def test_widget_renderer_turns_markdown_tables_into_escaped_html(
     assert rendered == cases
 
 
+def test_widget_renderer_nests_sub_items_and_renders_italics(server: LiveServer, page: Any) -> None:
+    """An article's nested list ("Klarna" with its two options) and its *italics* used to arrive
+    flattened into the parent item with their asterisks showing."""
+    page.goto(f"http://127.0.0.1:{server.port}/")
+    page.locator("supportbot-widget").locator(".launcher").wait_for()
+    cases = {
+        "- PayPal\n- Klarna\n    - *Pay in 30 days* – later\n    - *Pay in 3* – in 3\n- Cash": (
+            "<ul><li>PayPal</li><li>Klarna<ul><li><em>Pay in 30 days</em> – later</li>"
+            "<li><em>Pay in 3</em> – in 3</li></ul></li><li>Cash</li></ul>"
+        ),
+        "1. Open it\n   1. on the web\n   2. in the app\n2. Save": (
+            "<ol><li>Open it<ol><li>on the web</li><li>in the app</li></ol></li><li>Save</li></ol>"
+        ),
+        # Not emphasis: inside a word, around a space, or markup that must stay escaped.
+        "2*3*4 and * spaced * and *<b>x</b>*": (
+            "<p>2*3*4 and * spaced * and <em>&lt;b&gt;x&lt;/b&gt;</em></p>"
+        ),
+        # An indented line without an open list is a paragraph, as before.
+        "    - alone": "<p>- alone</p>",
+    }
+    rendered = page.evaluate(
+        "(cases) => Object.fromEntries(Object.keys(cases).map(k => "
+        "[k, customElements.get('supportbot-widget').renderMarkdown(k)]))",
+        cases,
+    )
+    assert rendered == cases
+
+
 def test_agent_console_renders_the_answer_table_as_the_customer_saw_it(
     server: LiveServer, page: Any
 ) -> None:
