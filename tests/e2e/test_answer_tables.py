@@ -109,11 +109,21 @@ def test_widget_renders_an_answer_table_with_escaped_cells(server: LiveServer, p
     check_table(widget.locator(".msg.bot").last.locator(".bubble table"), page)
 
 
+def rendered_by_widget(server: LiveServer, page: Any, cases: dict[str, str]) -> dict[str, str]:
+    """Each case's Markdown as the widget's own renderer turns it into HTML, on the demo page."""
+    page.goto(f"http://127.0.0.1:{server.port}/")
+    page.locator("supportbot-widget").locator(".launcher").wait_for()
+    rendered: dict[str, str] = page.evaluate(
+        "(cases) => Object.fromEntries(Object.keys(cases).map(k => "
+        "[k, customElements.get('supportbot-widget').renderMarkdown(k)]))",
+        cases,
+    )
+    return rendered
+
+
 def test_widget_renderer_turns_markdown_tables_into_escaped_html(
     server: LiveServer, page: Any
 ) -> None:
-    page.goto(f"http://127.0.0.1:{server.port}/")
-    page.locator("supportbot-widget").locator(".launcher").wait_for()
     cases = {
         "| a | b |\n|---|:--:|\n| <b>x</b> | **y** |": (
             '<table><thead><tr><th>a</th><th style="text-align:center">b</th></tr></thead>'
@@ -127,19 +137,12 @@ def test_widget_renderer_turns_markdown_tables_into_escaped_html(
         # Without its header rule a pipe line is text, as in any Markdown renderer.
         "| a | b |\nnext": "<p>| a | b |<br>next</p>",
     }
-    rendered = page.evaluate(
-        "(cases) => Object.fromEntries(Object.keys(cases).map(k => "
-        "[k, customElements.get('supportbot-widget').renderMarkdown(k)]))",
-        cases,
-    )
-    assert rendered == cases
+    assert rendered_by_widget(server, page, cases) == cases
 
 
 def test_widget_renderer_nests_sub_items_and_renders_italics(server: LiveServer, page: Any) -> None:
     """An article's nested list ("Klarna" with its two options) and its *italics* used to arrive
     flattened into the parent item with their asterisks showing."""
-    page.goto(f"http://127.0.0.1:{server.port}/")
-    page.locator("supportbot-widget").locator(".launcher").wait_for()
     cases = {
         "- PayPal\n- Klarna\n    - *Pay in 30 days* – later\n    - *Pay in 3* – in 3\n- Cash": (
             "<ul><li>PayPal</li><li>Klarna<ul><li><em>Pay in 30 days</em> – later</li>"
@@ -155,12 +158,7 @@ def test_widget_renderer_nests_sub_items_and_renders_italics(server: LiveServer,
         # An indented line without an open list is a paragraph, as before.
         "    - alone": "<p>- alone</p>",
     }
-    rendered = page.evaluate(
-        "(cases) => Object.fromEntries(Object.keys(cases).map(k => "
-        "[k, customElements.get('supportbot-widget').renderMarkdown(k)]))",
-        cases,
-    )
-    assert rendered == cases
+    assert rendered_by_widget(server, page, cases) == cases
 
 
 def test_agent_console_renders_the_answer_table_as_the_customer_saw_it(
