@@ -120,8 +120,9 @@
 
   // ---------------------------------------------------------------------------------------
   // Safe Markdown: escape everything first, then add back only <p>, <br>, <strong>, <em>, <ul>,
-  // <ol>, <li> (one level of nesting), <table> (<thead>, <tbody>, <tr>, <th>, <td>) and <a href="http(s)://...">
-  // built from the escaped text: a table cell is escaped text like any other.
+  // <ol>, <li> (one level of nesting), <table> (<thead>, <tbody>, <tr>, <th>, <td>) and
+  // <a href="http(s)://..."> built from the escaped text: a table cell is escaped text like any
+  // other.
   // ---------------------------------------------------------------------------------------
 
   var ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
