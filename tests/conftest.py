@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Answers are computed in the service's own process in tests (and in the servers they start):
+# a worker process would load the model again for every app a test builds. The worker path has
+# its own tests (tests/integration/test_answer_process.py), which ask for it explicitly.
+os.environ.setdefault("SUPPORTBOT_ANSWER_PROCESSES", "0")
 
 from bot.core.settings import Settings
 from ingest.embedder import Embedder, get_embedder

@@ -350,6 +350,15 @@ class Settings(BaseSettings):
     answer_concurrency: int = Field(
         4, ge=1, le=256, description="Answers computed at once; more wait in a queue."
     )
+    answer_processes: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="Worker processes that compute the chat's extractive answers beside the "
+        "service, each with its own interpreter lock, model and copy of the knowledge base "
+        "(about 0.7 GB each; bot.knowledge.answer_process). About one per core the service "
+        "may use; 0 computes them in the service's process (the smallest footprint).",
+    )
     answer_concurrency_per_ip: int = Field(
         2,
         ge=1,

@@ -253,6 +253,7 @@ class Retriever:
         settings: Settings,
         *,
         generation: Callable[[], int] | None = None,
+        client: ClientAPI | None = None,
         dense_weight: float = DENSE_WEIGHT,
         bm25_weight: float = BM25_WEIGHT,
         sentence_weight: float = SENTENCE_WEIGHT,
@@ -272,7 +273,10 @@ class Retriever:
         # chunk id -> (chunk text, vectors of [title/heading?, *sentences], has title/heading)
         self._sentence_vectors: dict[str, tuple[str, Any, bool]] = {}
         self._units: Collection | None = None  # the stored unit vectors, found at index builds
-        self._client: ClientAPI | None = None  # what finds them: the settings' Chroma
+        self._client = client  # what finds them: the settings' Chroma unless given
+        self.after_publish: list[Callable[[], None]] = []
+        """Called inside the gate after every publish, while the store is quiet (nothing reads
+        or writes it): the answer workers copy it there (``bot.knowledge.answer_process``)."""
         self.learned: LearnedUnits | None = None
         """Approved learned questions, set by the service: evidence for their articles like an
         FAQ's example questions (best-sentence similarity), never text for the answer."""
@@ -294,6 +298,27 @@ class Retriever:
                 yield
             finally:
                 self.refresh()
+                for hook in self.after_publish:
+                    try:
+                        hook()
+                    except Exception:  # a follower of the store must not fail the publish
+                        log.exception("after-publish hook failed")
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Hold queries and writes off while the block reads the store's files (a copy)."""
+        with self._gate.writing():
+            yield
+
+    def switch_store(self, client: ClientAPI, collection: Collection, generation: int) -> None:
+        """Answer from another store from now on (an answer worker's copy of the service's),
+        which is at ``generation``: queries wait while both sides move; vectors already
+        computed for unchanged chunks stay."""
+        with self._gate.writing():
+            self._client = client
+            self.collection = collection
+            self._generation = lambda: generation
+            self.refresh()
 
     def refresh(self) -> None:
         """Rebuild the lexical index from Chroma now and make it the current generation."""

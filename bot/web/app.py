@@ -43,6 +43,8 @@ from bot.web.routes.docs import router as docs_router
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from bot.core.schemas import Answerer
+    from bot.knowledge.answer_process import AnswerWorkers
     from bot.knowledge.learned import LearnedIndex
     from ingest.embedder import Embedder
 
@@ -74,6 +76,7 @@ def build_context(settings: Settings) -> AppContext:
     writer = KnowledgeWriter(settings, embedder, answerer.retriever)
     learned = _learned_questions(settings, sessions, embedder)
     answerer.retriever.learned = learned
+    chat_answerer, workers = _chat_answerer(settings, answerer)
     return AppContext(
         settings=settings,
         embedder=embedder,
@@ -84,11 +87,25 @@ def build_context(settings: Settings) -> AppContext:
         events=events,
         retriever=answerer.retriever,
         answerer=answerer,
-        chat=ChatService(settings, database, events, answerer),
+        chat=ChatService(settings, database, events, chat_answerer),
         writer=writer,
         library=ArticleLibrary(settings, writer, sessions),
         learned=learned,
+        answer_workers=workers,
     )
+
+
+def _chat_answerer(settings: Settings, answerer: Answerer) -> tuple[Answerer, AnswerWorkers | None]:
+    """The chat computes extractive answers in worker processes when configured
+    (``answer_processes``); an LLM's answers wait on the network, not on this process's lock,
+    so they stay here."""
+    from bot.knowledge.answer_process import AnswerWorkers, ProcessAnswerer
+    from bot.knowledge.answerers import ExtractiveAnswerer
+
+    if settings.answer_processes <= 0 or not isinstance(answerer, ExtractiveAnswerer):
+        return answerer, None
+    workers = AnswerWorkers(settings, answerer.retriever)
+    return ProcessAnswerer(answerer, workers), workers
 
 
 def _learned_questions(
@@ -199,12 +216,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         app.state.warming = warming
+        if ctx.answer_workers is not None:
+            await asyncio.to_thread(ctx.answer_workers.start)
         try:
             yield
         finally:
             # Answers in flight are stored before anything closes (bounded); the rest keep
             # their mark and the next process answers them.
             await drain_answers(app)
+            if ctx.answer_workers is not None:
+                await asyncio.to_thread(ctx.answer_workers.close)
             stop_warming.set()
             for task in (outcome_job, outbox_job, warming, recovering):
                 if task is not None:
@@ -233,10 +254,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the process is up and its lifespan finished. ``warm`` turns true once the
         start-up warm-up has embedded the knowledge base's sentences (answers are fastest)."""
         warming: asyncio.Task[None] | None = getattr(app.state, "warming", None)
+        workers = ctx.answer_workers
         return {
             "status": "ok",
             "version": __version__,
-            "warm": warming is None or warming.done(),
+            "warm": (warming is None or warming.done()) and (workers is None or workers.settled),
         }
 
     for module in (

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.core.db import DatabaseWorkers
     from bot.core.schemas import Answerer
     from bot.core.settings import Settings
+    from bot.knowledge.answer_process import AnswerWorkers
     from bot.knowledge.learned import LearnedIndex
     from bot.knowledge.library import ArticleLibrary
     from bot.knowledge.publishing import KnowledgeWriter
@@ -44,3 +45,4 @@ class AppContext:
     library: ArticleLibrary  # articles as files, for the admin API
     learned: LearnedIndex | None = None  # approved learned questions, as the retriever sees them
     service_token: str | None = None  # service.json's token: the local CLI's hand-off key
+    answer_workers: AnswerWorkers | None = None  # the chat's answer processes, when configured
