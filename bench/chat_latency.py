@@ -287,8 +287,9 @@ def start_server(data_dir: Path) -> Server:
 
 
 def start_profiler(server: Server, out: Path, gil: bool = False) -> subprocess.Popen[bytes]:
-    """py-spy (``pip install py-spy``) sampling every thread of the server; with ``gil``, only
-    the thread holding the GIL, which shows the Python work that the answers queue behind."""
+    """py-spy (``pip install py-spy``) sampling every thread of the server and of its answer
+    workers; with ``gil``, only the thread holding each process's GIL, which shows the Python
+    work that the answers queue behind."""
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen(
         [
@@ -304,6 +305,7 @@ def start_profiler(server: Server, out: Path, gil: bool = False) -> subprocess.P
             "--rate",
             "200",
             "--threads",
+            "--subprocesses",
             "--nonblocking",
         ],
         stdout=subprocess.DEVNULL,

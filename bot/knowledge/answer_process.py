@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,7 @@ class _Worker:
         if self.process is process:
             self.conn = None
         for request in list(self.requests.values()):
-            with _ignore_closed_loop():
+            with suppress(RuntimeError):  # that answer's loop has closed
                 request.loop.call_soon_threadsafe(request.queue.put_nowait, ("gone", None))
         process.join(timeout=1)
         if self.pool.closing:
@@ -205,7 +206,7 @@ class _Worker:
         finally:
             self.requests.pop(request_id, None)
             if not finished and self.conn is not None:
-                with _ignore_closed_pipe():
+                with suppress(WorkerGone):
                     self.send(("cancel", request_id))
 
 
@@ -299,7 +300,7 @@ class AnswerWorkers:
         return all(w.ready or w.failures for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
-        """One line per worker: for ``/healthz``-style checks and tests."""
+        """One line per worker (tests, diagnostics)."""
         return [
             {
                 "index": w.index,
@@ -315,7 +316,7 @@ class AnswerWorkers:
         """Stop the workers (answers in flight were drained before) and drop their copies."""
         self.closing = True
         for worker in self.workers:
-            with _ignore_closed_pipe():
+            with suppress(WorkerGone):
                 worker.send(("stop",))
         for worker in self.workers:
             process = worker.process
@@ -372,22 +373,6 @@ class ProcessAnswerer:
                 log.warning("answer worker %d exited; answering in the service", worker.index)
         async for item in local():
             yield item
-
-
-class _ignore_closed_pipe:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, (WorkerGone, OSError, ValueError))
-
-
-class _ignore_closed_loop:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, RuntimeError)
 
 
 # --- the worker's side ----------------------------------------------------------------------
