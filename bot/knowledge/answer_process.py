@@ -250,6 +250,9 @@ class AnswerWorkers:
                 worker.start(None, 0)
                 return
             with self.retriever.quiet(), self._replica_lock:
+                # The exited process's copies: nothing reads them now, and it cannot drop them.
+                for stale in self.root.glob(f"worker{worker.index}-*"):
+                    shutil.rmtree(stale, ignore_errors=True)
                 worker.start(self._copy_store(worker), self.generation)
         except Exception:
             log.exception("answer worker %d could not be started", worker.index)

@@ -164,6 +164,8 @@ def test_a_killed_worker_loses_no_answer_and_is_replaced(server: LiveServer) -> 
     _, final = ask(server, "Do gift cards expire?")
     assert cited(final) == ["billing/gift-cards"]
     assert worker(server)["answered"] == answered + 1
+    # The killed worker's copy went with it: one copy per worker remains.
+    assert len(list(workers_of(server).root.iterdir())) == 1
 
 
 def test_stopping_the_service_stops_its_workers_and_drops_their_copies(
