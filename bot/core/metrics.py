@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -70,11 +70,30 @@ ANSWER_QUEUE = Gauge(
     "running ones).",
     multiprocess_mode="livesum",
 )
+CHAT_ANSWERS_COMPUTED = Counter(
+    "supportbot_chat_answers_computed",
+    "Chat answers by where they were computed, with answer workers configured: worker, or "
+    "service (no worker was ready and up to date with the knowledge base).",
+    ["where"],
+)
+ANSWER_WORKERS = Gauge(
+    "supportbot_answer_workers",
+    "Answer worker processes by state, read at scrape time: ready (answering from the latest "
+    "knowledge base), behind (switching to a newer copy of it), down (starting or restarting).",
+    ["state"],
+    multiprocess_mode="livesum",
+)
 HANDOFF_QUEUE = Gauge(
     "supportbot_handoff_queue",
     "Conversations waiting for a person (open, unclaimed queue items), read at scrape time.",
     multiprocess_mode="mostrecent",
 )
+
+
+def read_answer_workers(states: Mapping[str, int]) -> None:
+    """Set the answer-worker gauge from the workers' states (at scrape time)."""
+    for state, count in states.items():
+        ANSWER_WORKERS.labels(state=state).set(count)
 
 
 def multiprocess_dir() -> str | None:

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.core import metrics
 from bot.core.i18n import answer_locale
 from bot.core.schemas import AnswerResult, Source, Turn
 
@@ -297,6 +298,19 @@ class AnswerWorkers:
         candidates = [w for w in usable if len(w.requests) == least]
         return candidates[next(self._turn) % len(candidates)]
 
+    def states(self) -> dict[str, int]:
+        """How many workers are ready (and up to date), behind the last publish, or down."""
+        current = self.generation if self.embedded else 0
+        counts = {"ready": 0, "behind": 0, "down": 0}
+        for w in self.workers:
+            if not w.ready or w.conn is None:
+                counts["down"] += 1
+            elif w.replica_generation < current:
+                counts["behind"] += 1
+            else:
+                counts["ready"] += 1
+        return counts
+
     @property
     def settled(self) -> bool:
         """Every worker has started (or failed to): answers are as fast as they will get."""
@@ -369,6 +383,7 @@ class ProcessAnswerer:
                 async for item in worker.stream(message):
                     started = True
                     yield item
+                metrics.CHAT_ANSWERS_COMPUTED.labels(where="worker").inc()
                 return
             except WorkerGone:
                 if started:
@@ -376,6 +391,7 @@ class ProcessAnswerer:
                 log.warning("answer worker %d exited; answering in the service", worker.index)
         async for item in local():
             yield item
+        metrics.CHAT_ANSWERS_COMPUTED.labels(where="service").inc()
 
 
 # --- the worker's side ----------------------------------------------------------------------

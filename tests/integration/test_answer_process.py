@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.core.settings import Settings
@@ -87,6 +88,20 @@ def ask(server: LiveServer, question: str) -> tuple[list[str], dict[str, Any]]:
     return asyncio.run(_ask(server.url, question))
 
 
+def scraped(server: LiveServer) -> dict[str, float]:
+    """The answer-worker series of ``/metrics``, by series name with labels."""
+    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+    return {
+        name: float(value)
+        for name, value in (line.rsplit(" ", 1) for line in text.splitlines())
+        if name.startswith(("supportbot_answer_workers{", "supportbot_chat_answers_computed_total"))
+    }
+
+
+IN_WORKER = 'supportbot_chat_answers_computed_total{where="worker"}'
+IN_SERVICE = 'supportbot_chat_answers_computed_total{where="service"}'
+
+
 def cited(final: dict[str, Any]) -> list[str]:
     return [source["article_id"] for source in final["sources"]]
 
@@ -104,6 +119,8 @@ def test_the_worker_computes_the_chat_answer_the_service_would_give(server: Live
     line = worker(server)
     assert line["pid"] not in (None, os.getpid())
     question = "How long do I have to return an item?"
+    before = scraped(server)
+    assert before['supportbot_answer_workers{state="ready"}'] == 1
 
     deltas, final = ask(server, question)
 
@@ -112,6 +129,9 @@ def test_the_worker_computes_the_chat_answer_the_service_would_give(server: Live
     assert final["text"] == expected.answer == "".join(deltas)
     assert cited(final) == [s.article_id for s in expected.sources] == ["returns/return-policy"]
     assert worker(server)["answered"] == line["answered"] + 1
+    after = scraped(server)
+    assert after[IN_WORKER] == before.get(IN_WORKER, 0) + 1
+    assert after.get(IN_SERVICE, 0) == before.get(IN_SERVICE, 0)
 
 
 def test_a_publish_is_never_answered_from_the_copy_before_it(server: LiveServer) -> None:
@@ -131,9 +151,12 @@ def test_a_publish_is_never_answered_from_the_copy_before_it(server: LiveServer)
         # A copy was handed out inside the publish; until the worker has switched to it, the
         # question is answered in the service, from the new knowledge base.
         assert workers_of(server).generation == generation + 1
+        before = scraped(server)
+        assert before['supportbot_answer_workers{state="behind"}'] == 1
         _, final = ask(server, "How often should I descale my Zorbonium kettle?")
         assert cited(final) == ["care/zorbonium-kettle"]
         assert "three weeks" in final["text"]
+        assert scraped(server)[IN_SERVICE] == before.get(IN_SERVICE, 0) + 1
     finally:
         os.kill(paused, signal.SIGCONT)
 

@@ -51,7 +51,8 @@ async def readyz(request: Request, ctx: ContextDep) -> JSONResponse:
 @router.get("/metrics")
 async def prometheus_metrics(ctx: ContextDep) -> Response:
     """Prometheus text exposition; every worker's figures when ``PROMETHEUS_MULTIPROC_DIR``
-    is set. The hand-off queue length is read from the database at scrape time."""
+    is set. The hand-off queue length is read from the database at scrape time, the answer
+    workers' states from this process's pool."""
 
     def read_queue() -> None:
         with ctx.sessions() as session:
@@ -61,5 +62,7 @@ async def prometheus_metrics(ctx: ContextDep) -> Response:
         await asyncio.to_thread(read_queue)
     except Exception:  # a scrape still reports everything else; /readyz names the database
         log.debug("reading the hand-off queue for /metrics failed", exc_info=True)
+    if ctx.answer_workers is not None:
+        metrics.read_answer_workers(ctx.answer_workers.states())
     payload = await asyncio.to_thread(metrics.exposition)
     return Response(payload, media_type=metrics.CONTENT_TYPE)
