@@ -217,7 +217,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.warming = warming
         if ctx.answer_workers is not None:
-            await asyncio.to_thread(ctx.answer_workers.start)
+            try:
+                await asyncio.to_thread(ctx.answer_workers.start)
+            except Exception:  # answers are then computed here: slower, never lost
+                log.exception("the answer workers could not be started; answering in-process")
+                ctx.answer_workers.close()
+                ctx.answer_workers = None
         try:
             yield
         finally:
@@ -252,7 +257,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     def healthz(ctx: ContextDep) -> dict[str, str | bool]:
         """Liveness: the process is up and its lifespan finished. ``warm`` turns true once the
-        start-up warm-up has embedded the knowledge base's sentences (answers are fastest)."""
+        start-up warm-up has embedded the knowledge base's sentences and the answer workers have
+        started (answers are fastest)."""
         warming: asyncio.Task[None] | None = getattr(app.state, "warming", None)
         workers = ctx.answer_workers
         return {

@@ -206,3 +206,20 @@ def test_stopping_the_service_stops_its_workers_and_drops_their_copies(
         live.stop()
     assert all(p is not None and not p.is_alive() for p in processes)
     assert not workers.root.exists()
+
+
+def test_workers_that_cannot_start_leave_the_answers_to_the_service(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_room(self: AnswerWorkers, worker: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AnswerWorkers, "_copy_store", no_room)
+    settings = worker_settings(tmp_path)
+    write_kb(settings, embedder)
+    with LiveServer(settings) as live:
+        assert live.ctx.answer_workers is None  # given up, logged
+        health = httpx.get(f"http://127.0.0.1:{live.port}/healthz").json()
+        _, final = ask(live, "I forgot my password")
+    assert cited(final) == ["account/reset-password"]
+    assert health["status"] == "ok"
