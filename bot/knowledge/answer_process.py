@@ -5,7 +5,8 @@ Why: in one process every part of a chat turn takes turns at one interpreter loc
 concurrent chats, the service answered 0.61-0.77 of what the same answerer does alone in one
 process (``bench/chat_latency.py``; a profile put the answer at 58% of the lock's time, the
 store at 21%, sockets at 16%). Tuning inside the process moved nothing the bench could resolve
-(``docs/performance.md``): the rest of the turn needs a lock of its own. So the answers move out.
+(``docs/performance.md``): the rest of the turn needs a lock of its own. So the answers move
+out; with two workers the service answered 1.02-1.05 of the in-process figure.
 
 How:
 
@@ -43,7 +44,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -374,7 +375,7 @@ class ProcessAnswerer:
             yield item
 
     async def _stream(
-        self, message: tuple[Any, ...], local: Any
+        self, message: tuple[Any, ...], local: Callable[[], AsyncIterator[str | AnswerResult]]
     ) -> AsyncIterator[str | AnswerResult]:
         worker = self.workers.pick()
         if worker is not None:
@@ -501,7 +502,7 @@ class _AnswerProcess:
         try:
             if kind == "article":
                 result = self.answerer.answer_article_sync(Source.model_validate(payload), question)
-                items: Any = [*_pieces(result.answer), result]
+                items: Iterable[str | AnswerResult] = [*_pieces(result.answer), result]
             else:
                 history = [Turn.model_validate(t) for t in payload]
                 items = self.answerer.iter_answer(question, history)
