@@ -4,14 +4,17 @@ knowledge base across processes, and ``supportbot serve --workers``.
 The knowledge base is indexed once by a local ``supportbot ingest`` straight into the shared
 engines (Chroma over HTTP, the ledger and the generation in PostgreSQL); an article published
 through the admin API of process A is then answered by B within 10 s (B's lexical side follows
-the shared generation). B is ``supportbot serve --workers 2``: two processes on one port. A and B
-have their own data directories and articles folders, as on two hosts.
+the shared generation). B is ``supportbot serve --workers 2``: two processes on one port. A
+computes its chat answers in an answer worker process that reads the Chroma server, and an
+article published on B reaches a chat on A through it. A and B have their own data directories
+and articles folders, as on two hosts.
 
 Skipped, with the reason, when PostgreSQL or Redis is not reachable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -30,6 +33,7 @@ from bot.core.db import make_session_factory, transaction
 from bot.people.users import create_user
 from tests.helpers.child_server import REPO, free_port
 from tests.helpers.kb import ARTICLES, to_markdown
+from tests.helpers.live_server import chat_connect, hello, is_bot_message, recv_until, send
 from tests.helpers.servers import chroma_server, fresh_database, redis_db, require_shared_engines
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -155,8 +159,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         with engine.connect() as connection:
             assert connection.scalar(text("SELECT count(*) FROM ingest_articles")) == 4
             assert connection.scalar(text("SELECT generation FROM kb_generation")) == 1
-        a = Serve(root / "a", env)
-        b = Serve(root / "b", env, "--workers", "2")  # two processes on B's port
+        # A computes its chat answers in an answer worker reading the Chroma server; B's two
+        # processes answer in-process (nine model loads on two cores would only slow the test).
+        a = Serve(root / "a", {**env, "SUPPORTBOT_ANSWER_PROCESSES": "1"})
+        b = Serve(root / "b", {**env, "SUPPORTBOT_ANSWER_PROCESSES": "0"}, "--workers", "2")
         try:
             a.wait_ready()
             b.wait_ready()
@@ -212,6 +218,64 @@ def test_published_on_a_is_answered_by_b_within_10_s(cluster: Cluster) -> None:
             break
         assert time.monotonic() - started < ANSWERED_WITHIN_S, body
         time.sleep(0.3)
+
+
+def chat(server: Serve, question: str) -> dict[str, Any]:
+    """The bot's final message to ``question`` over ``/ws/chat``."""
+
+    async def run() -> dict[str, Any]:
+        async with chat_connect(f"ws://127.0.0.1:{server.port}/ws/chat") as ws:
+            await hello(ws)
+            await send(ws, {"type": "message", "client_msg_id": "q", "text": question})
+            frames = await recv_until(ws, is_bot_message, timeout=60)
+        return frames[-1]
+
+    return asyncio.run(run())
+
+
+def computed(server: Serve) -> dict[str, float]:
+    """``supportbot_chat_answers_computed_total`` by where (worker, service)."""
+    text = httpx.get(f"{server.base}/metrics", timeout=10).text
+    prefix = 'supportbot_chat_answers_computed_total{where="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def test_published_on_b_is_answered_in_a_chat_on_a_by_its_answer_worker(
+    cluster: Cluster,
+) -> None:
+    a = cluster.a
+    deadline = time.monotonic() + 300
+    while not httpx.get(f"{a.base}/healthz", timeout=5).json()["warm"]:  # the worker is up
+        assert time.monotonic() < deadline, a.log.read_text()[-3000:]
+        time.sleep(0.5)
+    word = f"Zantrix{uuid.uuid4().hex[:6]}"
+    response = httpx.post(
+        f"{cluster.b.base}/api/admin/articles",
+        headers={"Authorization": f"Bearer {cluster.admin_token}"},
+        json={
+            "title": f"Charging the {word} scale",
+            "body": f"Charge the {word} kitchen scale for two hours before its first use.",
+        },
+        timeout=120,
+    )
+    assert response.status_code == 201, response.text
+    article_id = response.json()["id"]
+    before = computed(a)
+    asked, started = 0, time.monotonic()
+    while True:  # A's worker follows the shared generation at its next question
+        final = chat(a, f"How long should I charge the {word} kitchen scale?")
+        asked += 1
+        if cites(final, article_id):
+            break
+        assert time.monotonic() - started < ANSWERED_WITHIN_S, final
+        time.sleep(0.3)
+    after = computed(a)
+    assert after["worker"] == before.get("worker", 0) + asked
+    assert after.get("service", 0) == before.get("service", 0)
 
 
 def test_workers_over_one_need_the_shared_engines(tmp_path: Path) -> None:
