@@ -431,6 +431,9 @@ class _AnswerProcess:
         self.send_lock = threading.Lock()
         self.stops: dict[int, threading.Event] = {}
         self.embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
+        # The cores are shared with the service and the other workers: a worker's batches (its
+        # warm-up) on every core would have each process spin threads on the others' cores.
+        self.embedder.batch_threads = 1
         self.replica = replica
         self.client = _open_replica(replica) if replica is not None else open_client(settings)
         retriever = Retriever(
