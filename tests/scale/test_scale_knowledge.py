@@ -184,6 +184,19 @@ def ask(server: Serve, question: str) -> dict[str, Any]:
     return body
 
 
+def publish(cluster: Cluster, server: Serve, **article: str) -> str:
+    """Create an article through ``server``'s admin API; its id."""
+    response = httpx.post(
+        f"{server.base}/api/admin/articles",
+        headers={"Authorization": f"Bearer {cluster.admin_token}"},
+        json=article,
+        timeout=120,
+    )
+    assert response.status_code == 201, response.text
+    article_id: str = response.json()["id"]
+    return article_id
+
+
 def cites(body: dict[str, Any], article_id: str) -> bool:
     return bool(body.get("sources")) and body["sources"][0]["article_id"] == article_id
 
@@ -198,18 +211,13 @@ def test_both_processes_answer_from_the_shared_index(cluster: Cluster) -> None:
 def test_published_on_a_is_answered_by_b_within_10_s(cluster: Cluster) -> None:
     word = f"Quibblex{uuid.uuid4().hex[:6]}"
     fact = f"The {word} blender must be descaled every nine days with lemon juice."
-    response = httpx.post(
-        f"{cluster.a.base}/api/admin/articles",
-        headers={"Authorization": f"Bearer {cluster.admin_token}"},
-        json={
-            "title": f"Descaling the {word} blender",
-            "body": f"{fact}\n\n## Care\nRinse the jug with warm water after every use.",
-            "url": "https://help.example.com/blender",
-        },
-        timeout=120,
+    article_id = publish(
+        cluster,
+        cluster.a,
+        title=f"Descaling the {word} blender",
+        body=f"{fact}\n\n## Care\nRinse the jug with warm water after every use.",
+        url="https://help.example.com/blender",
     )
-    assert response.status_code == 201, response.text
-    article_id = response.json()["id"]
     started = time.monotonic()
     question = f"How often should I descale the {word} blender?"
     while True:
@@ -253,17 +261,12 @@ def test_published_on_b_is_answered_in_a_chat_on_a_by_its_answer_worker(
         assert time.monotonic() < deadline, a.log.read_text()[-3000:]
         time.sleep(0.5)
     word = f"Zantrix{uuid.uuid4().hex[:6]}"
-    response = httpx.post(
-        f"{cluster.b.base}/api/admin/articles",
-        headers={"Authorization": f"Bearer {cluster.admin_token}"},
-        json={
-            "title": f"Charging the {word} scale",
-            "body": f"Charge the {word} kitchen scale for two hours before its first use.",
-        },
-        timeout=120,
+    article_id = publish(
+        cluster,
+        cluster.b,
+        title=f"Charging the {word} scale",
+        body=f"Charge the {word} kitchen scale for two hours before its first use.",
     )
-    assert response.status_code == 201, response.text
-    article_id = response.json()["id"]
     before = computed(a)
     asked, started = 0, time.monotonic()
     while True:  # A's worker follows the shared generation at its next question
