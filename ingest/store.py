@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
@@ -35,22 +37,34 @@ class EmbedderMismatchError(RuntimeError):
     """The collection was written by a different embedding model."""
 
 
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
 def open_client(settings: Settings) -> ClientAPI:
     """An embedded persistent Chroma in the data directory, or a Chroma server when configured."""
     import chromadb
-    from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
         return chromadb.HttpClient(
             host=url.hostname or "localhost",
             port=url.port or (443 if url.scheme == "https" else 8000),
             ssl=url.scheme == "https",
-            settings=chroma_settings,
+            settings=_chroma_settings(),
         )
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    return open_persistent(settings.chroma_dir)
+
+
+def open_persistent(path: Path) -> ClientAPI:
+    """An embedded persistent Chroma at ``path`` (the data directory's store, or an answer
+    worker's copy of it)."""
+    import chromadb
+
+    return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
 
 
 class _RefuseToEmbed:

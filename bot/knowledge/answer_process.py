@@ -105,6 +105,12 @@ class _Worker:
         self.requests: dict[int, _Request] = {}
         self._send_lock = threading.Lock()
 
+    def state(self, generation: int) -> str:
+        """``ready`` (up, answering from ``generation``), ``behind`` or ``down``."""
+        if not self.ready or self.conn is None:
+            return "down"
+        return "ready" if self.replica_generation >= generation else "behind"
+
     # Sends happen from the event loop (questions) and the writer's thread (replicas).
     def send(self, message: tuple[Any, ...]) -> None:
         conn = self.conn
@@ -121,7 +127,7 @@ class _Worker:
         ours, theirs = context.Pipe()
         process = context.Process(
             target=serve_answers,
-            args=(theirs, self.pool.settings, str(replica) if replica else None, generation),
+            args=(theirs, self.pool.settings, replica, generation),
             name=f"supportbot-answers-{self.index}",
             daemon=True,
         )
@@ -253,7 +259,7 @@ class AnswerWorkers:
                 return
             with self.retriever.quiet(), self._replica_lock:
                 # The exited process's copies: nothing reads them now, and it cannot drop them.
-                for stale in self.root.glob(f"worker{worker.index}-*"):
+                for stale in self.root.glob(f"{_copy_prefix(worker)}*"):
                     shutil.rmtree(stale, ignore_errors=True)
                 worker.start(self._copy_store(worker), self.generation)
         except Exception:
@@ -269,12 +275,12 @@ class AnswerWorkers:
                     continue  # a restart copies the store anew
                 replica = self._copy_store(worker)
                 try:
-                    worker.send(("replica", self.generation, str(replica)))
+                    worker.send(("replica", self.generation, replica))
                 except WorkerGone:
                     shutil.rmtree(replica, ignore_errors=True)
 
     def _copy_store(self, worker: _Worker) -> Path:
-        target = self.root / f"worker{worker.index}-{self.generation}-{os.urandom(4).hex()}"
+        target = self.root / f"{_copy_prefix(worker)}{self.generation}-{os.urandom(4).hex()}"
         started = time.perf_counter()
         shutil.copytree(self.settings.chroma_dir, target)
         log.debug(
@@ -287,12 +293,7 @@ class AnswerWorkers:
     def pick(self) -> _Worker | None:
         """A worker that is ready and answers from the latest knowledge base, taking turns
         among the least busy; ``None`` when there is none (answer in this process)."""
-        current = self.generation if self.embedded else 0
-        usable = [
-            w
-            for w in self.workers
-            if w.ready and w.conn is not None and w.replica_generation >= current
-        ]
+        usable = [w for w in self.workers if w.state(self.generation) == "ready"]
         if not usable:
             return None
         least = min(len(w.requests) for w in usable)
@@ -301,15 +302,9 @@ class AnswerWorkers:
 
     def states(self) -> dict[str, int]:
         """How many workers are ready (and up to date), behind the last publish, or down."""
-        current = self.generation if self.embedded else 0
         counts = {"ready": 0, "behind": 0, "down": 0}
-        for w in self.workers:
-            if not w.ready or w.conn is None:
-                counts["down"] += 1
-            elif w.replica_generation < current:
-                counts["behind"] += 1
-            else:
-                counts["ready"] += 1
+        for worker in self.workers:
+            counts[worker.state(self.generation)] += 1
         return counts
 
     @property
@@ -354,10 +349,6 @@ class ProcessAnswerer:
         self.local = local
         self.workers = workers
 
-    @property
-    def retriever(self) -> Retriever:
-        return self.local.retriever
-
     async def stream(
         self, question: str, history: Sequence[Turn] = ()
     ) -> AsyncIterator[str | AnswerResult]:
@@ -395,11 +386,16 @@ class ProcessAnswerer:
         metrics.CHAT_ANSWERS_COMPUTED.labels(where="service").inc()
 
 
+def _copy_prefix(worker: _Worker) -> str:
+    """The names of one worker's store copies start with this."""
+    return f"worker{worker.index}-"
+
+
 # --- the worker's side ----------------------------------------------------------------------
 
 
 def serve_answers(
-    conn: Connection, settings: Settings, replica: str | None, generation: int
+    conn: Connection, settings: Settings, replica: Path | None, generation: int
 ) -> None:
     """A worker process's main: build the answerer, say ready, then answer until told to stop
     (or until the service's end of the pipe closes: the service is gone)."""
@@ -417,14 +413,14 @@ def serve_answers(
 
 class _AnswerProcess:
     def __init__(
-        self, conn: Connection, settings: Settings, replica: str | None, generation: int
+        self, conn: Connection, settings: Settings, replica: Path | None, generation: int
     ) -> None:
         from bot.core.db import make_engine, make_session_factory
         from bot.knowledge.answerers import ExtractiveAnswerer
         from bot.knowledge.learned import LearnedIndex
         from bot.knowledge.retrieval import Retriever
         from ingest.embedder import get_embedder
-        from ingest.store import open_client, open_collection
+        from ingest.store import open_client, open_collection, open_persistent
 
         self.conn = conn
         self.settings = settings
@@ -435,7 +431,7 @@ class _AnswerProcess:
         # warm-up) on every core would have each process spin threads on the others' cores.
         self.embedder.batch_threads = 1
         self.replica = replica
-        self.client = _open_replica(replica) if replica is not None else open_client(settings)
+        self.client = open_persistent(replica) if replica else open_client(settings)
         retriever = Retriever(
             open_collection(self.client, settings.collection, self.embedder),
             self.embedder,
@@ -480,14 +476,14 @@ class _AnswerProcess:
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _switch(self, generation: int, path: str) -> None:
+    def _switch(self, generation: int, path: Path) -> None:
         """Answer from the new copy of the store; close and drop the old one, which nothing
         reads any more once the retriever has moved (it waits for the answers in flight)."""
-        from ingest.store import open_collection
+        from ingest.store import open_collection, open_persistent
 
         old_client, old_path = self.client, self.replica
         try:
-            client = _open_replica(path)
+            client = open_persistent(path)
             collection = open_collection(client, self.settings.collection, self.embedder)
             self.answerer.retriever.switch_store(client, collection, generation)
         except Exception:
@@ -534,12 +530,3 @@ def _close(client: ClientAPI) -> None:
     close = getattr(client, "close", None)
     if close is not None:
         close()
-
-
-def _open_replica(path: str) -> ClientAPI:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    return chromadb.PersistentClient(
-        path=path, settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    )
